@@ -1,0 +1,28 @@
+# The two set-up commands of the README. Each creates .venv and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: paper test install install-dev browser
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+
+# The main job: train the paper's CNN with the paper's settings, write the report.
+paper: install
+	$(BIN)/digitrec train --out runs/paper
+
+# Debian's chromium for the browser test (Playwright never downloads a browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
+	  || echo "warning: could not install chromium; the browser test will fail"
+
+test: install-dev browser
+	$(BIN)/python -m pytest -q
