@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
@@ -17,7 +16,7 @@ install-dev: $(BIN)/python
 
 # The main job: train the paper's CNN with the paper's settings, write the report.
 paper: install
-	$(BIN)/digitrec train --out runs/paper
+	$(BIN)/digitrec train
 
 # Debian's chromium for the browser test (Playwright never downloads a browser here).
 browser:

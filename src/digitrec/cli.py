@@ -26,19 +26,39 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "limit": "use only the first N training (and test) images", "seed": "random seed",
         "threads": "torch threads (0 = all cores)", "data_dir": "folder with the MNIST files",
         "weight_decay": "decoupled weight decay",
+        "dataset": "training data: mnist, usps, semeion, optdigits, a folder root/<digit>/*.png or a .csv",
+        "train_on": "a mixture instead of --dataset, e.g. mnist,usps:3,optdigits (NAME[:WEIGHT])",
+        "schedule": "LR schedule: constant, onecycle, cosine, exponential",
+        "warmup": "onecycle/cosine warm-up fraction", "lr_decay": "exponential: LR factor per epoch",
+        "label_smoothing": "label smoothing", "ema": "EMA decay of the weights (0 = off)",
+        "rotation": "augmentation: max rotation (degrees)", "shift": "augmentation: max shift (pixels)",
+        "zoom": "augmentation: max relative zoom", "elastic": "augmentation: elastic scale (pixels, 0 = off)",
+        "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
     }
     for f in fields(TrainConfig):
         if f.name in help_text:
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)) if f.name != "data_dir" else str,
+            kind = type(getattr(defaults, f.name)) if f.name != "data_dir" else str
+            p.add_argument("--" + f.name.replace("_", "-"), type=_yes_no if kind is bool else kind,
                            default=None, help=f"{help_text[f.name]} (default: {getattr(defaults, f.name)})")
+    p.add_argument("--recipe", help="named recipe (fast, best, paper_plus, paper); other flags override it")
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
 
 
 def _config_from_args(args):
     from .config import TrainConfig
 
+    from .recipes import resolve
+
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
-    return TrainConfig(**given)
+    return resolve(given.pop("recipe", None), **given)
 
 
 def cmd_train(args) -> int:
@@ -51,6 +71,13 @@ def cmd_train(args) -> int:
     best = fit(cfg, out, resume=args.resume)
     if not args.no_report:
         _evaluate(best, out, dataset=None, data_dir=cfg.data_dir, limit=cfg.limit)
+        if cfg.train_on:  # a mixture: each of its datasets' own test set
+            from . import crosseval
+            from .datasets import parse_mixture
+
+            result = crosseval.cross_evaluate([best], [n for n, _ in parse_mixture(cfg.train_on)],
+                                              cfg.data_dir, cfg.limit)
+            print(f"cross-dataset report: {crosseval.write(result, out)}")
     return 0
 
 
@@ -77,6 +104,52 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .server import Limits, serve
+
+    if args.workers < 1:
+        raise DigitrecError("--workers must be at least 1")
+    serve(args.host, args.port, args.model, args.workers,
+          Limits(max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
+                 timeout_s=args.timeout, cors_origins=args.cors_origin or []))
+    return 0
+
+
+def cmd_cross_eval(args) -> int:
+    from . import crosseval
+
+    names = [n.strip() for n in args.datasets.split(",") if n.strip()]
+    result = crosseval.cross_evaluate(args.checkpoints, names, args.data_dir, args.limit)
+    print(f"report: {crosseval.write(result, args.out)}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from .finetune import finetune
+
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "finetune"
+    info = finetune(args.checkpoint, args.data, out, holdout=args.holdout, per_class=args.per_class,
+                    epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, replay=args.replay,
+                    seed=args.seed, data_dir=args.data_dir, threads=args.threads)
+    print(f"fine-tuned checkpoint: {info['output']}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import run
+
+    return run(args.inputs, args.model, args.top_k, args.min_confidence, args.json,
+               args.save_normalized, args.threads)
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    out = export(args.checkpoint, args.output)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,6 +171,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("serve", help="run the web page and REST API",
+                       description="Serve the drawing page (/) and the REST API (/v1/predict, /v1/ocr, "
+                                   "/v1/model, /healthz; OpenAPI docs at /docs) with uvicorn.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--model", help="a .onnx or .pt model (default: the bundled model)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, help="request body limit (default: 4 MiB)")
+    p.add_argument("--max-pixels", type=int, default=16_000_000, help="image pixel-count limit (default: 16M)")
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request time limit in seconds (default: 10)")
+    p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                   help="allow cross-origin requests from ORIGIN (repeatable; default: CORS off)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("cross-eval", help="score checkpoints on several test sets (a matrix report)",
+                       description="Accuracy of each checkpoint (rows: what it was trained on) on each test set "
+                                   "(columns), written as crosseval.json, a heat-map crosseval.png and crosseval.html.")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt checkpoints")
+    p.add_argument("--datasets", default="mnist,usps,semeion,optdigits",
+                   help="comma-separated test sets: names, folders or .csv files (default: mnist,usps,semeion,optdigits)")
+    p.add_argument("--out", default="runs/cross-eval", help="report folder (default: runs/cross-eval)")
+    p.add_argument("--data-dir", help="folder holding the datasets' folders (mnist/, usps/, ...)")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N images of each test set")
+    p.set_defaults(func=cmd_cross_eval)
+
+    p = sub.add_parser("finetune", help="adapt a model to your own handwriting",
+                       description="Fine-tune a checkpoint on a few dozen examples per digit (a folder "
+                                   "root/<digit>/*.png, a .csv or a dataset name), holding part of them out; reports "
+                                   "before/after accuracy on the hold-out and on MNIST test and writes finetuned.pt.")
+    p.add_argument("checkpoint", help="a .pt checkpoint to start from")
+    p.add_argument("--data", required=True, help="your examples: root/<digit>/*.png|jpg, a .csv, or a dataset name")
+    p.add_argument("--holdout", type=float, default=0.3, help="fraction held out for the before/after figures (default: 0.3)")
+    p.add_argument("--per-class", type=int, default=0,
+                   help="tune on exactly N examples of each digit and hold out the rest (overrides --holdout)")
+    p.add_argument("--epochs", type=int, default=30, help="passes over the tuning examples (default: 30)")
+    p.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size (default: 32)")
+    p.add_argument("--replay", type=float, default=1.0,
+                   help="MNIST training images mixed in per tuning example, against forgetting (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    p.add_argument("--data-dir", help="folder with the dataset files (for a dataset name)")
+    p.add_argument("--out", help="output folder (default: finetune/ beside the checkpoint)")
+    p.set_defaults(func=cmd_finetune)
+    p = sub.add_parser("predict", help="recognize the digit in each image",
+                       description="Recognize one digit per image: files, folders (searched recursively) "
+                                   "and globs. Runs on ONNX Runtime; exit status 1 if any file failed.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR_OR_GLOB", help="images, folders or glob patterns")
+    p.add_argument("--model", help="a .onnx from `digitrec export` or a .pt checkpoint (default: the bundled model)")
+    p.add_argument("--top-k", type=int, default=3, help="how many best labels to list (default: 3)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
+    p.add_argument("--min-confidence", type=float, default=0.6,
+                   help="below this calibrated probability the answer is 'uncertain' (default: 0.6)")
+    p.add_argument("--save-normalized", metavar="DIR", help="write the 28×28 image the model saw for each input")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default: 1)")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX",
+                       description="Write a .onnx file (input 'pixels' N×1×28×28 in [0,1]; outputs 'probs' "
+                                   "and 'logits') with the normalization, calibration and metrics as metadata.")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by digitrec train")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

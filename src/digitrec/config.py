@@ -16,7 +16,8 @@ from dataclasses import dataclass
 @dataclass
 class TrainConfig:
     model: str = "paper_cnn"      # name in the model registry (models.REGISTRY)
-    dataset: str = "mnist"        # training data: a dataset name (datasets.load)
+    dataset: str = "mnist"        # training data: a dataset name (datasets.load): mnist, usps, semeion, optdigits, a folder or .csv
+    train_on: str = ""            # a mixture instead, e.g. "mnist,usps:3,optdigits" (NAME[:WEIGHT], see datasets.prepare); "" = dataset
     epochs: int = 10              # paper: 10
     batch_size: int = 64          # paper: 64
     lr: float = 1e-3              # Adam learning rate (Keras default)
@@ -31,6 +32,21 @@ class TrainConfig:
     input_mean: float = 0.0       # input normalization after scaling to [0, 1]: (x - mean) / std
     input_std: float = 1.0        #   the paper feeds x / 255 as is
     data_dir: str | None = None   # MNIST folder (else DIGITREC_DATA, ../shared/datasets/mnist, the cache)
+    # --- beyond the paper (defaults = off, so the paper's run is unchanged); see recipes.py and docs/training.md
+    recipe: str = ""              # the named recipe these settings came from ("" = none; recipes.RECIPES)
+    schedule: str = "constant"    # LR schedule, stepped per batch: constant | onecycle | cosine | exponential
+    warmup: float = 0.25          # onecycle: fraction of steps rising to lr; cosine: fraction of linear warm-up
+    lr_decay: float = 0.9         # exponential: LR multiplied by this each epoch (applied smoothly per batch)
+    label_smoothing: float = 0.0  # cross-entropy label smoothing (0 = plain one-hot targets)
+    ema: float = 0.0              # decay of an exponential moving average of the weights (e.g. 0.999; 0 = off);
+                                  #   when on, the EMA weights are validated, selected and saved
+    rotation: float = 0.0         # augmentation: max rotation in degrees either way (0 = off)
+    shift: float = 0.0            # augmentation: max shift in pixels either way
+    zoom: float = 0.0             # augmentation: max relative zoom either way (0.1 = 90%..110%)
+    elastic: float = 0.0          # augmentation: elastic distortion scale in pixels (0 = off)
+    elastic_sigma: float = 4.0    # augmentation: elastic smoothness (Gaussian std in pixels)
+    channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
+    fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

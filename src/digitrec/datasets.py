@@ -3,17 +3,18 @@
 Every dataset arrives here as uint8 images N×28×28 (ink high, MNIST form) with
 int64 labels, and is held whole in memory: the training loop indexes tensors and
 never touches a sample in Python. This module reads no file format itself; the
-format readers live in `mnist.py` (and their siblings for other datasets).
+format readers live in `mnist.py` and `handwriting.py` (USPS, Semeion, optdigits, folders, CSV).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import mnist
+from . import handwriting, mnist
 from .errors import DataError
 
 
@@ -34,16 +35,58 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
 
 
+def _mnist(data_dir=None):
+    # data_dir may also be a parent holding mnist/, so one --data-dir serves a whole mixture
+    if data_dir is not None and (Path(data_dir) / "mnist").is_dir():
+        data_dir = Path(data_dir) / "mnist"
+    return mnist.load(data_dir)
+
+
 LOADERS = {
-    "mnist": lambda data_dir=None: mnist.load(data_dir),
+    "mnist": _mnist,
+    **handwriting.LOADERS,  # usps, semeion, optdigits
 }
 
 
 def load(name: str = "mnist", data_dir=None) -> dict[str, Split]:
-    """{'train': Split, 'test': Split} for a dataset name."""
-    if name not in LOADERS:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}")
-    return {k: _split(*v) for k, v in LOADERS[name](data_dir=data_dir).items()}
+    """{'train': Split, 'test': Split} for a dataset name, a folder root/<digit>/*.png or a .csv file.
+
+    A folder or CSV without its own train/test parts is one pool: 'train' and 'test' are then
+    the same Split object (evaluation scores all of it; `prepare` holds out a test part).
+    """
+    if name in LOADERS:
+        raw = LOADERS[name](data_dir=data_dir)
+    elif Path(name).is_dir():
+        raw = handwriting.load_folder(name)
+    elif name.lower().endswith(".csv"):
+        raw = handwriting.load_csv(name)
+    else:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}, "
+                        "a folder root/<digit>/*.png or a .csv file")
+    out = {"train": _split(*raw["train"])}
+    out["test"] = out["train"] if raw["test"] is raw["train"] else _split(*raw["test"])
+    return out
+
+
+def parse_mixture(spec: str) -> list[tuple[str, float]]:
+    """'mnist,usps:3' -> [('mnist', 1.0), ('usps', 3.0)]: names (or paths) with optional weights.
+
+    A weight w means each epoch sees that dataset's training images w times (the fractional
+    part as a seeded random subset), so small datasets can count for more.
+    """
+    parts = []
+    for item in filter(None, (x.strip() for x in spec.split(","))):
+        name, _, weight = item.rpartition(":")
+        try:
+            w = float(weight)
+        except ValueError:
+            name, w = item, 1.0
+        if not name or not w > 0:
+            raise DataError(f"bad mixture item {item!r}: expected NAME or NAME:WEIGHT with WEIGHT > 0")
+        parts.append((name, w))
+    if not parts:
+        raise DataError(f"empty dataset mixture {spec!r}")
+    return parts
 
 
 def stratified_holdout(labels: torch.Tensor, n_val: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,18 +109,43 @@ def stratified_holdout(labels: torch.Tensor, n_val: int, seed: int) -> tuple[tor
     return torch.nonzero(mask).flatten(), val
 
 
-def prepare(name: str, data_dir=None, val_split: int = 5000, limit: int = 0, seed: int = 0) -> dict[str, Split]:
-    """{'train', 'val', 'test'} for training. val_split=0 validates on test, as the paper did.
+def prepare(name: str, data_dir=None, val_split: int = 5000, limit: int = 0, seed: int = 0) -> dict:
+    """{'train', 'val', 'test', 'tests'} for training. `name` is a dataset or a mixture ('mnist,usps:3').
 
-    `limit` keeps the first N training images (and at most N test images), for quick runs.
+    Validation (val_split images, at most a fifth) is held out of the mixture's training part,
+    stratified by dataset and class; val_split=0 validates on test, as the paper did. 'tests'
+    maps each dataset to its own test set ('test' is the first one's). `limit` keeps the first
+    N training images (and at most N test images) of each dataset, for quick runs.
     """
-    data = load(name, data_dir)
-    train, test = data["train"], data["test"]
-    if limit:
-        train = train.subset(torch.arange(min(limit, len(train))))
-        test = test.subset(torch.arange(min(limit, len(test))))
+    parts = parse_mixture(name)
+    trains, weights, tests = [], [], {}
+    for n, w in parts:
+        data = load(n, data_dir)
+        train, test = data["train"], data["test"]
+        if train is test:  # a pool (folder, CSV): hold out a seeded fifth as its test set
+            tr, te = stratified_holdout(train.labels, max(1, len(train) // 5), seed)
+            train, test = train.subset(tr), train.subset(te)
+        if limit:
+            train = train.subset(torch.arange(min(limit, len(train))))
+            test = test.subset(torch.arange(min(limit, len(test))))
+        trains.append(train)
+        weights.append(w)
+        tests[n] = test
+    source = torch.cat([torch.full((len(t),), i) for i, t in enumerate(trains)])
+    train = Split(torch.cat([t.images for t in trains]), torch.cat([t.labels for t in trains]))
     if val_split:
-        n_val = min(val_split, len(train) // 5) if limit else val_split
-        tr, va = stratified_holdout(train.labels, n_val, seed)
-        return {"train": train.subset(tr), "val": train.subset(va), "test": test}
-    return {"train": train, "val": test, "test": test}
+        tr, va = stratified_holdout(source * 10 + train.labels, max(1, min(val_split, len(train) // 5)), seed)
+        val = train.subset(va)
+    else:
+        tr = torch.arange(len(train))
+        val = Split(torch.cat([t.images for t in tests.values()]), torch.cat([t.labels for t in tests.values()]))
+    g = torch.Generator().manual_seed(seed + 2)
+    keep = []
+    for i, w in enumerate(weights):  # repeat each dataset's training images by its weight
+        own = tr[source[tr] == i]
+        keep += [own] * int(w)
+        if w % 1:
+            keep.append(own[torch.randperm(len(own), generator=g)[: round(len(own) * (w % 1))]])
+    keep = torch.cat(keep) if len(weights) > 1 or weights[0] != 1 else tr
+    first = next(iter(tests.values()))
+    return {"train": train.subset(keep), "val": val, "test": first, "tests": tests}

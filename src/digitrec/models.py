@@ -40,8 +40,113 @@ class PaperCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class PreActBlock(nn.Module):
+    """Pre-activation residual block (He et al. 2016): BN-ReLU-Conv3x3, BN-ReLU-Conv3x3, plus a shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut = (nn.Conv2d(cin, cout, 1, stride, bias=False)
+                         if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        skip = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + skip
+
+
+class PreActResNet(nn.Module):
+    """A small pre-activation ResNet for 28×28: three stages (28, 14, 7 px), global average pool, Linear."""
+
+    def __init__(self, num_classes: int = 10, widths: tuple[int, ...] = (32, 64, 128), blocks: int = 1):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 3, 1, 1, bias=False)]
+        cin = widths[0]
+        for i, w in enumerate(widths):
+            for b in range(blocks):
+                layers.append(PreActBlock(cin, w, stride=2 if (i > 0 and b == 0) else 1))
+                cin = w
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1×1 expand, 3×3 depthwise, 1×1 linear projection; residual when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        self.block = nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return x + out if self.use_res else out
+
+
+class MobileNet(nn.Module):
+    """A MobileNetV2-style network for 28×28: depthwise-separable inverted residuals, 28 -> 14 -> 7 px."""
+
+    # (expansion, output channels, repeats, first stride)
+    SETTINGS = ((1, 16, 1, 1), (4, 24, 2, 2), (4, 48, 2, 2), (4, 64, 1, 1))
+
+    def __init__(self, num_classes: int = 10, stem: int = 16, head: int = 256, dropout: float = 0.2):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, stem, 3, 1, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU6()]
+        cin = stem
+        for t, c, n, s in self.SETTINGS:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers += [nn.Conv2d(cin, head, 1, bias=False), nn.BatchNorm2d(head), nn.ReLU6(),
+                   nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride, padding, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class StrongCNN(nn.Module):
+    """A plain CNN with batch norm and dropout, the Kaggle-style design that reaches 99.6–99.7% with augmentation.
+
+    Two blocks of Conv3-Conv3-Conv5/stride 2 (32 then 64 channels, each followed by
+    BN-ReLU, then dropout), a 4×4 conv to 128 features, dropout and a Linear.
+    """
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.4):
+        super().__init__()
+        self.features = nn.Sequential(
+            *_conv_bn(1, 32, 3), *_conv_bn(32, 32, 3), *_conv_bn(32, 32, 5, 2, 2), nn.Dropout(dropout),  # 28->26->24->12
+            *_conv_bn(32, 64, 3), *_conv_bn(64, 64, 3), *_conv_bn(64, 64, 5, 2, 2), nn.Dropout(dropout),  # 12->10->8->4
+            *_conv_bn(64, 128, 4), nn.Flatten(), nn.Dropout(dropout),                                      # 4->1
+        )
+        self.classifier = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
 REGISTRY: dict[str, type[nn.Module]] = {
     "paper_cnn": PaperCNN,
+    "resnet": PreActResNet,
+    "mobilenet": MobileNet,
+    "strong_cnn": StrongCNN,
 }
 
 
@@ -53,3 +158,19 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_image(model: nn.Module, size: int = 28) -> int:
+    """Floating-point operations of one forward pass on a 1×size×size image (a multiply-add counts as 2).
+
+    Counted by torch's FlopCounterMode (convolutions, matrix products); element-wise
+    ops (ReLU, BN, pooling) are not counted, as is usual.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 1, size, size))
+    model.train(was_training)
+    return counter.get_total_flops()

@@ -146,3 +146,51 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
     path = out / "report.html"
     path.write_text(page)
     return path
+
+
+def plot_cross_eval(acc: np.ndarray, rows: list[str], cols: list[str], path: Path) -> None:
+    """Heat map of accuracy: rows = what each model was trained on, columns = test sets."""
+    acc = np.asarray(acc, dtype=float)
+    fig, ax = plt.subplots(figsize=(2.2 + 1.5 * len(cols), 1.4 + 0.55 * len(rows)))
+    im = ax.imshow(acc, cmap="RdYlGn", vmin=max(0.0, min(0.9, float(acc.min()))), vmax=1.0, aspect="auto")
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            ax.text(j, i, f"{acc[i, j]:.2%}", ha="center", va="center", fontsize=10)
+    ax.set(xticks=range(len(cols)), yticks=range(len(rows)), xlabel="Test set", ylabel="Trained on",
+           title="Cross-dataset accuracy")
+    ax.set_xticklabels(cols)
+    ax.set_yticklabels(rows, fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_cross_eval(out: Path, result: dict, rows: list[str], title: str = "digitrec cross-dataset evaluation") -> Path:
+    """crosseval.png and crosseval.html (a crosseval.result dict: datasets, n_test, models); returns the HTML path."""
+    out = Path(out)
+    cols = result["datasets"]
+    acc = np.array([[m["accuracy"][c] for c in cols] for m in result["models"]])
+    plot_cross_eval(acc, rows, cols, out / "crosseval.png")
+    table = [{"trained on · model": r, **{c: m["accuracy"][c] for c in cols}, "checkpoint": m["checkpoint"]}
+             for r, m in zip(rows, result["models"])]
+    sizes = ", ".join(f"{html.escape(c)} {n:,}" for c, n in result["n_test"].items())
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+img {{ max-width: 100%; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Accuracy of each model (rows: what it was trained on) on each test set (columns; images: {sizes}).
+Every test set is brought to MNIST form by the same normalization as <code>predict</code>.</p>
+{_img(out / 'crosseval.png')}
+<h2>Accuracy</h2>{_table(table)}
+<h2>Data</h2><pre>{html.escape(json.dumps(result, indent=2))}</pre>
+</body></html>
+"""
+    path = out / "crosseval.html"
+    path.write_text(page)
+    return path

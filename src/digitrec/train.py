@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import sys
 import time
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint, datasets
+from .augment import Augment
 from .calibration import calibrate
 from .config import TrainConfig
 from .errors import DigitrecError
@@ -40,36 +42,85 @@ def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
-        weight_decay=cfg.weight_decay,
+        weight_decay=cfg.weight_decay, fused=cfg.fused_adam or None,
     )
 
 
-def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train") -> tuple[float, float]:
-    """One shuffled pass over (x, y). Returns mean loss and accuracy."""
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """The per-batch LR schedule named by cfg.schedule (None for a constant LR)."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "constant":
+        return None
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
+                                                   pct_start=cfg.warmup)
+    if cfg.schedule == "cosine":
+        warm = int(cfg.warmup * total)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (
+            (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))))
+    if cfg.schedule == "exponential":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cfg.lr_decay ** (s / steps_per_epoch))
+    raise DigitrecError(f"unknown schedule {cfg.schedule!r}; known: constant, onecycle, cosine, exponential")
+
+
+def make_ema(model: torch.nn.Module, decay: float):
+    """An exponential moving average of the weights (and BN statistics), or None when decay is 0."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def make_augment(cfg: TrainConfig) -> Augment | None:
+    """The configured augmentation (blank pixels keep the normalized background), or None when all is off."""
+    aug = Augment(cfg.rotation, cfg.shift, cfg.zoom, cfg.elastic, cfg.elastic_sigma,
+                  background=(0.0 - cfg.input_mean) / cfg.input_std)
+    return aug if aug.active else None
+
+
+def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, scheduler=None, ema=None,
+                augment=None, label_smoothing: float = 0.0, channels_last: bool = False) -> tuple[float, float]:
+    """One shuffled pass over (x, y). Returns mean loss and accuracy.
+
+    The epoch's order is drawn once and the data gathered once into that order, so
+    each batch is a contiguous slice (no per-batch fancy indexing); running sums stay
+    tensors, read once at the end. Optional per batch: augmentation (drawing from
+    `generator` after the order), an LR scheduler step and an EMA update.
+    """
     model.train()
     n = len(y)
     order = torch.randperm(n, generator=generator)
-    total_loss = torch.zeros((), dtype=torch.float64)
-    correct = torch.zeros((), dtype=torch.int64)
-    seen = 0
+    xs, ys = x[order], y[order]
+    n_batches = -(-n // batch_size)
+    losses = torch.zeros(n_batches, dtype=torch.float64)
+    correct = torch.zeros(n_batches, dtype=torch.int64)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     bar = tqdm(total=n, desc=desc, unit="img", leave=False, disable=None, dynamic_ncols=True)
-    for i, start in enumerate(range(0, n, batch_size)):
-        idx = order[start : start + batch_size]
-        xb, yb = x[idx], y[idx]
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
+    for i in range(n_batches):
+        xb, yb = xs[i * batch_size : (i + 1) * batch_size], ys[i * batch_size : (i + 1) * batch_size]
+        if augment is not None:
+            xb = augment(xb, generator)
+        logits = model(xb.contiguous(memory_format=fmt))
+        loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         with torch.no_grad():
-            total_loss += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
-        seen += len(idx)
-        bar.update(len(idx))
-        if i % 50 == 0:
-            bar.set_postfix(loss=f"{total_loss.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
+            losses[i] = loss.detach() * len(yb)
+            correct[i] = (logits.argmax(1) == yb).sum()
+        if not bar.disable:
+            bar.update(len(yb))
+            if i % 50 == 0:
+                seen = min(n, (i + 1) * batch_size)
+                bar.set_postfix(loss=f"{losses[: i + 1].sum().item() / seen:.4f}",
+                                acc=f"{correct[: i + 1].sum().item() / seen:.4f}")
     bar.close()
-    return total_loss.item() / n, correct.item() / n
+    return losses.sum().item() / n, correct.sum().item() / n
 
 
 @torch.inference_mode()
@@ -103,17 +154,24 @@ def new_run_dir(root: str | os.PathLike = "runs", model: str = "paper_cnn") -> P
     return path
 
 
-def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=print) -> Path:
+def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=print, on_epoch=None) -> Path:
     """Train per `cfg` into folder `out`; return the path of the checkpoint to evaluate.
 
     With resume=True, continue from `out/last.pt` (its saved config wins, except `epochs`).
     Ctrl-C stops after cleaning up: last.pt always holds the last complete epoch.
+    `on_epoch(row, model)`, if given, is called after each epoch's validation with the
+    model that is validated (the EMA when on); a dict it returns is added to the row
+    (benchmarks use it to log test accuracy; it plays no part in selection).
     """
     out = Path(out)
     state = None
     if resume:
         state = checkpoint.load(out / "last.pt")
-        cfg = replace(TrainConfig.from_dict(state["config"]), epochs=cfg.epochs)
+        saved = TrainConfig.from_dict(state["config"])
+        if saved.schedule != "constant" and cfg.epochs != saved.epochs:
+            raise DigitrecError(f"{out} follows a {saved.schedule} schedule fixed to {saved.epochs} epochs; "
+                                f"resume it with --epochs {saved.epochs}")
+        cfg = replace(saved, epochs=cfg.epochs)
         log(f"resuming {out} after epoch {state['epoch']} of {cfg.epochs}")
     elif (out / "last.pt").exists():
         raise DigitrecError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -122,19 +180,29 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
 
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
-    data = datasets.prepare(cfg.dataset, cfg.data_dir, cfg.val_split, cfg.limit, cfg.seed)
+    data = datasets.prepare(cfg.train_on or cfg.dataset, cfg.data_dir, cfg.val_split, cfg.limit, cfg.seed)
     x_train = to_input(data["train"].images, cfg.input_mean, cfg.input_std)
     x_val = to_input(data["val"].images, cfg.input_mean, cfg.input_std)
     y_train, y_val = data["train"].labels, data["val"].labels
 
     model = create_model(cfg.model)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, -(-len(y_train) // cfg.batch_size))
+    ema = make_ema(model, cfg.ema)
+    augment = make_augment(cfg)
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
     history: list[dict] = []
     best_acc = -1.0
     if state is not None:
-        model.load_state_dict(state["weights"])
+        train_state = state.get("train_state") or {}
+        model.load_state_dict(train_state.get("weights", state["weights"]))
         optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(train_state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(train_state["ema"])
         shuffle.set_state(state["rng"]["shuffle"])
         torch.set_rng_state(state["rng"]["torch"])
         history = state["history"]
@@ -151,25 +219,34 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
         for epoch in range(len(history) + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             loss, acc = train_epoch(model, optimizer, x_train, y_train, cfg.batch_size, shuffle,
-                                    desc=f"epoch {epoch}/{cfg.epochs}")
+                                    desc=f"epoch {epoch}/{cfg.epochs}", scheduler=scheduler, ema=ema,
+                                    augment=augment, label_smoothing=cfg.label_smoothing,
+                                    channels_last=cfg.channels_last)
             train_time = time.perf_counter() - t0
-            val_loss, val_acc = evaluate(model, x_val, y_val)
+            validated = ema.module if ema is not None else model
+            val_loss, val_acc = evaluate(validated, x_val, y_val)
             row = dict(epoch=epoch, train_loss=loss, train_acc=acc, val_loss=val_loss, val_acc=val_acc,
                        epoch_time=train_time, images_per_s=len(y_train) / train_time)
+            if on_epoch is not None:
+                row.update(on_epoch(row, validated) or {})
             history.append(row)
             log(f"epoch {epoch}/{cfg.epochs}  loss {loss:.4f}  acc {acc:.4f}  val_loss {val_loss:.4f}  "
                 f"val_acc {val_acc:.4f}  {train_time:.1f}s ({row['images_per_s']:.0f} img/s)")
             ckpt = dict(
-                model=cfg.model, model_kwargs={}, weights=model.state_dict(), config=cfg.to_dict(),
+                model=cfg.model, model_kwargs={}, weights=validated.state_dict(), config=cfg.to_dict(),
                 normalization={"mean": cfg.input_mean, "std": cfg.input_std},
                 calibration={"temperature": 1.0}, metrics=row, history=history, epoch=epoch,
                 optimizer=optimizer.state_dict(),
                 rng={"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
+                train_state={"weights": model.state_dict(),
+                             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                             "ema": ema.state_dict() if ema is not None else None},
             )
             _write_history(out, history)
             if not select_on_val or val_acc > best_acc:
                 best_acc = val_acc
-                checkpoint.save(out / "best.pt", checkpoint.slim(ckpt))
+                checkpoint.save(out / "best.pt", {k: v for k, v in checkpoint.slim(ckpt).items()
+                                                  if k != "train_state"})
             checkpoint.save(out / "last.pt", ckpt)  # last: a crash before this leaves the previous epoch
     except KeyboardInterrupt:
         done = len(history)

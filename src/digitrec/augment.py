@@ -1,0 +1,86 @@
+"""Data augmentation on whole batches of tensors: random affine (rotation, shift, zoom) and elastic distortion.
+
+Every transform acts on a float batch N×1×H×W at once through `F.affine_grid` /
+`F.grid_sample` (no per-image Python, no torchvision), draws its randomness from
+a `torch.Generator` (same seed, same images), and leaves the labels alone. Pixels
+that come from outside the image get the background value (what a blank pixel
+is after normalization). With every magnitude 0 the batch is returned unchanged.
+This module knows nothing about models, data sets or training loops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(n: int, magnitude: float, generator: torch.Generator | None, *shape: int) -> torch.Tensor:
+    """n (× shape) draws from U(-magnitude, magnitude)."""
+    return (torch.rand(n, *shape, generator=generator) * 2 - 1) * magnitude
+
+
+def affine_theta(n: int, rotation: float = 0.0, shift: float = 0.0, zoom: float = 0.0, size: int = 28,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """N×2×3 random affine matrices for `F.affine_grid` (output -> input coordinates).
+
+    rotation: max degrees either way; shift: max pixels either way (each axis);
+    zoom: max relative scale change either way (0.1 = 90%..110%).
+    """
+    angle = _uniform(n, rotation * math.pi / 180, generator)
+    scale = 1 + _uniform(n, zoom, generator)
+    t = _uniform(n, shift * 2 / size, generator, 2)  # pixels -> normalized coordinates ([-1, 1] spans size px)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    return torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def elastic_offsets(n: int, size: int, alpha: float, sigma: float,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """N×H×W×2 smooth random displacements (Simard et al. 2003), in normalized coordinates.
+
+    alpha: displacement scale in pixels; sigma: smoothness (Gaussian std in pixels).
+    """
+    noise = torch.rand(n, 2, size, size, generator=generator) * 2 - 1
+    k = _gaussian_kernel(sigma)
+    pad = len(k) // 2
+    kh, kw = k.view(1, 1, 1, -1).repeat(2, 1, 1, 1), k.view(1, 1, -1, 1).repeat(2, 1, 1, 1)
+    smooth = F.conv2d(F.conv2d(noise, kh, padding=(0, pad), groups=2), kw, padding=(pad, 0), groups=2)
+    smooth = smooth / smooth.flatten(1).abs().amax(1).clamp_min(1e-8).view(n, 1, 1, 1)  # peak ±1 per image
+    return (smooth * alpha * 2 / size).permute(0, 2, 3, 1)
+
+
+@dataclass
+class Augment:
+    """Random affine (+ optional elastic) augmentation of a normalized batch; call it on N×1×H×W."""
+
+    rotation: float = 0.0      # max degrees either way
+    shift: float = 0.0         # max pixels either way
+    zoom: float = 0.0          # max relative zoom either way
+    elastic: float = 0.0       # elastic displacement scale in pixels (0 = off)
+    elastic_sigma: float = 4.0  # elastic smoothness in pixels
+    background: float = 0.0    # value of a blank pixel (after normalization)
+
+    @property
+    def active(self) -> bool:
+        return any((self.rotation, self.shift, self.zoom, self.elastic))
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if not self.active:
+            return x
+        n, _, h, w = x.shape
+        theta = affine_theta(n, self.rotation, self.shift, self.zoom, h, generator)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        if self.elastic:
+            grid = grid + elastic_offsets(n, h, self.elastic, self.elastic_sigma, generator)
+        out = F.grid_sample(x - self.background, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)
+        return out + self.background if self.background else out

@@ -1,0 +1,70 @@
+"""Cross-dataset evaluation: every checkpoint on every test set, as one accuracy matrix.
+
+Rows are models, labelled by what each was trained on (its config's `train_on` or
+`dataset`); columns are test sets (mnist, usps, semeion, optdigits, a folder or a
+CSV). Each test set is loaded once and each model once. `write` stores the matrix
+as crosseval.json and, through `report.write_cross_eval`, a heat-map PNG and an
+HTML page. Scoring a single checkpoint in depth is `evaluation.py`'s job.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from . import checkpoint, datasets
+from .train import predict_logits, to_input
+
+DEFAULT_DATASETS = ("mnist", "usps", "semeion", "optdigits")
+
+
+def trained_on(ckpt: dict) -> str:
+    """What a checkpoint was trained on, as a short label ('mnist', 'mnist,usps:2', ...)."""
+    cfg = ckpt.get("config", {})
+    label = cfg.get("train_on") or cfg.get("dataset", "?")
+    if ckpt.get("finetune"):
+        label += f" + finetune {ckpt['finetune']['data']}"
+    return label
+
+
+def cross_evaluate(checkpoints, names=DEFAULT_DATASETS, data_dir=None, limit: int = 0, log=print) -> dict:
+    """Accuracy of each checkpoint on each dataset's test set (the first `limit` images when set)."""
+    tests = {}
+    for name in names:
+        test = datasets.load(name, data_dir)["test"]
+        tests[name] = test.subset(torch.arange(min(limit, len(test)))) if limit else test
+    rows = []
+    for path in checkpoints:
+        ckpt = checkpoint.load(path)
+        model = checkpoint.build_model(ckpt)
+        norm = ckpt["normalization"]
+        row = {"checkpoint": str(path), "model": ckpt["model"], "trained_on": trained_on(ckpt),
+               "accuracy": {}, "errors": {}}
+        for name, test in tests.items():
+            preds = predict_logits(model, to_input(test.images, norm["mean"], norm["std"])).argmax(1)
+            wrong = int((preds != test.labels).sum())
+            row["accuracy"][name] = 1 - wrong / len(test)
+            row["errors"][name] = wrong
+        log(f"{row['trained_on']:>28} ({ckpt['model']}): "
+            + "  ".join(f"{n} {row['accuracy'][n]:.4f}" for n in tests))
+        rows.append(row)
+    return {"datasets": list(tests), "n_test": {n: len(t) for n, t in tests.items()}, "models": rows}
+
+
+def row_labels(result: dict) -> list[str]:
+    """'trained_on · model', made unique with the checkpoint path when two rows share it."""
+    labels = [f"{r['trained_on']} · {r['model']}" for r in result["models"]]
+    return [f"{lab} ({r['checkpoint']})" if labels.count(lab) > 1 else lab
+            for lab, r in zip(labels, result["models"])]
+
+
+def write(result: dict, out) -> Path:
+    """crosseval.json, crosseval.png and crosseval.html in `out`; returns the HTML path."""
+    from .report import write_cross_eval
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "crosseval.json").write_text(json.dumps(result, indent=2))
+    return write_cross_eval(out, result, row_labels(result))

@@ -1,0 +1,441 @@
+"""OCR of handwritten numbers: an image holding a line (or a few lines) of digits -> their strings.
+
+`read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
+digits and classifies each cut with the recognizer, in one batch per image:
+
+1. connected components of the ink; underlines (long, thin) removed; specks dropped;
+2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
+   a 4's second stroke) join the line they sit in;
+3. per line, components are ordered left to right and wide ones are cut at candidate
+   seams (least-ink paths from top to bottom, which may lean to follow a slant);
+   the pieces between cuts are "atoms";
+4. every run of neighbouring atoms that could be one digit (width, gaps) is normalized
+   like MNIST (`preprocess.normalize_digit`) and classified;
+5. a dynamic programme picks the split of the line into digits that the recognizer is
+   most sure of (sum of -log p, plus small penalties for implausible widths and for
+   joining pieces across a gap); a small piece may also be left out as noise.
+
+A digit whose probability is below the recognizer's `min_confidence` reads as '?'.
+This module knows nothing about model files or training; it is not a general text OCR
+(digits only, roughly horizontal lines).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+OCR_SIDE = 1600          # the ink map is computed at most this many pixels on the longer side
+INK = 0.3                # ink above this is part of a stroke
+SKIP_SMALL = 1.5         # cost of leaving a small piece out (noise, a dot), in -log p units
+SKIP_OTHER = 8.0         # ... and any other piece (only when nothing reads it)
+SHORT = 8.0              # penalty per unit of height below 0.7 of the line's digits (fragments)
+WIDE = 4.0               # penalty per unit of width beyond 1.5 × its height or 1.3 × the line's height
+OVERLAP = 4.0            # penalty per unit of column overlap beyond half between neighbouring digits
+DIGIT_BONUS = 0.0        # subtracted per digit read: without it, one doubtful digit beats two sure ones
+SLANT = 0.6              # straight cuts lean up to this many pixels sideways per pixel down
+LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
+EIGHT = np.ones((3, 3), bool)
+
+
+@dataclass
+class OcrDigit:
+    label: str                    # '0'-'9', or '?' when unsure
+    confidence: float             # the recognizer's probability of its best guess
+    box: list[int]                # [x0, y0, x1, y1] in image pixels, x1/y1 exclusive
+    guess: int = -1               # the best guess, also for '?'
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "confidence": round(float(self.confidence), 4), "box": list(self.box)}
+
+
+@dataclass
+class OcrLine:
+    digits: list[OcrDigit] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(d.label for d in self.digits)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "digits": [d.to_dict() for d in self.digits]}
+
+
+@dataclass
+class OcrResult:
+    lines: list[OcrLine]
+    path: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "text": self.text, "lines": [l.to_dict() for l in self.lines]}
+
+
+# ------------------------------------------------------------------ segmentation pieces
+
+@dataclass
+class _Comp:
+    """A connected component (or a cut of one): local mask and its place in the ink map."""
+    y0: int
+    x0: int
+    mask: np.ndarray               # bool, local
+
+    @property
+    def y1(self): return self.y0 + self.mask.shape[0]
+
+    @property
+    def x1(self): return self.x0 + self.mask.shape[1]
+
+    @property
+    def h(self): return self.mask.shape[0]
+
+    @property
+    def w(self): return self.mask.shape[1]
+
+    @property
+    def area(self): return int(self.mask.sum())
+
+    @property
+    def cx(self): return self.x0 + self.w / 2
+
+    @property
+    def cy(self): return self.y0 + self.h / 2
+
+
+def _components(mask: np.ndarray) -> list[_Comp]:
+    labels, n = ndimage.label(mask, structure=EIGHT)
+    out = []
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is not None:
+            out.append(_Comp(sl[0].start, sl[1].start, labels[sl] == i))
+    return out
+
+
+def _typical_height(comps: list[_Comp]) -> float:
+    """Median height of the sizeable, not line-like components."""
+    if not comps:
+        return 0.0
+    big = max(c.area for c in comps)
+    cand = [c.h for c in comps if c.area >= 0.1 * big and c.h >= 0.3 * c.w]
+    return float(np.median(cand or [c.h for c in comps]))
+
+
+def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
+    """Erase long thin horizontal strokes (underlines, ruled lines), touching digits or not."""
+    length = max(10, int(h_ref))
+    opened = ndimage.binary_opening(mask, structure=np.ones((1, length), bool))
+    if not opened.any():
+        return mask
+    # a little vertical growth catches the whole thickness of a slightly wavy line
+    for c in _components(ndimage.binary_dilation(opened, structure=np.ones((3, 1), bool))):
+        if c.w >= 2 * h_ref and c.h <= 0.35 * h_ref:
+            region = mask[c.y0:c.y1, c.x0:c.x1]
+            region &= ~c.mask
+    return mask
+
+
+def _lines(big: list[_Comp]) -> list[list[_Comp]]:
+    """Group components into text lines by vertical overlap (union-find), top to bottom."""
+    parent = list(range(len(big)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(big):
+        for j in range(i + 1, len(big)):
+            b = big[j]
+            overlap = min(a.y1, b.y1) - max(a.y0, b.y0)
+            if overlap >= 0.4 * min(a.h, b.h):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[_Comp]] = {}
+    for i, c in enumerate(big):
+        groups.setdefault(find(i), []).append(c)
+    return sorted(groups.values(), key=lambda g: np.mean([c.cy for c in g]))
+
+
+def _seams(ink: np.ndarray, h_line: float) -> list[np.ndarray]:
+    """Candidate cuts of one component, each the x of its last left pixel in every row.
+
+    Two kinds, pooled and ranked by the ink they cross: least-ink top-to-bottom paths
+    (a diagonal step costs LEAN, so they bend around strokes) and straight lines at
+    slants from -SLANT to +SLANT (for leaning digits that overlap in x). Only cuts that
+    leave a real part of the ink on both sides count; they never cross each other, and
+    each way of splitting the ink is kept once, cheapest first.
+    """
+    h, w = ink.shape
+    if w < 0.45 * h_line or w < 6:
+        return []
+    cols, rows = np.arange(w), np.arange(h)
+    total = ink[0].astype(np.float64).copy()
+    back = np.zeros((h, w), np.int8)
+    for y in range(1, h):
+        left = np.r_[np.inf, total[:-1]] + LEAN
+        right = np.r_[total[1:], np.inf] + LEAN
+        stack = np.stack([left, total, right])
+        arg = stack.argmin(0)
+        back[y] = arg - 1
+        total = ink[y] + stack[arg, cols]
+    paths = np.empty((w, h), np.int64)  # one least-ink path ending at every bottom column
+    paths[:, -1] = cols
+    for y in range(h - 1, 0, -1):
+        paths[:, y - 1] = paths[:, y] + back[y, paths[:, y]]
+    costs = [total]
+    pool = [paths]
+    for slant in np.linspace(-SLANT, SLANT, 9):  # straight cuts: x = x_mid + slant * (y - h/2)
+        lines = np.rint(cols[:, None] + slant * (rows[None, :] - h / 2)).astype(np.int64)
+        inside = (lines >= 0) & (lines < w)
+        crossed = np.where(inside, ink[rows[None, :], np.clip(lines, 0, w - 1)], 0.0).sum(1)
+        pool.append(np.clip(lines, -1, w - 1))
+        costs.append(crossed)
+    paths, costs = np.concatenate(pool), np.concatenate(costs)
+    stroke = ink > INK
+    cum = np.concatenate([np.zeros((h, 1), np.int64), np.cumsum(stroke, axis=1)], axis=1)
+    left_area = cum[rows[None, :], paths + 1].sum(1) / max(int(stroke.sum()), 1)
+    chosen: list[int] = []
+    for i in np.argsort(costs, kind="stable"):
+        if not 0.04 <= left_area[i] <= 0.96:
+            continue
+        if any(abs(left_area[i] - left_area[c]) < 0.03 for c in chosen):
+            continue
+        if any((paths[i] < paths[c]).any() and (paths[i] > paths[c]).any() for c in chosen):
+            continue  # crosses a cheaper cut
+        chosen.append(int(i))
+        if len(chosen) >= max(2, int(w / (0.15 * h_line))):
+            break
+    return [paths[i] for i in sorted(chosen, key=lambda i: left_area[i])]
+
+
+@dataclass
+class _Atom:
+    comp: int                      # index of its component in the line
+    left: np.ndarray | None        # the cut on its left (x per row, local to the component), None = edge
+    right: np.ndarray | None
+
+
+def _region(comp: _Comp, left, right) -> np.ndarray:
+    """The component's pixels strictly right of `left` and up to `right` (local, bool)."""
+    xs = np.arange(comp.w)[None, :]
+    keep = comp.mask.copy()
+    if left is not None:
+        keep &= xs > left[:, None]
+    if right is not None:
+        keep &= xs <= right[:, None]
+    return keep
+
+
+@dataclass
+class _Candidate:
+    first: int
+    last: int                      # atoms first..last (inclusive)
+    box: tuple[int, int, int, int]  # in ink-map pixels, exclusive ends
+    crop: np.ndarray | None        # 28×28 or None
+    penalty: float
+
+
+def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
+               ink: np.ndarray, h_line: float, small: set[int]) -> _Candidate | None:
+    """Atoms first..last as one digit: its mask, crop and shape penalty (None if implausible)."""
+    # the first atom of each component in the run gives the left cut, the last the right cut
+    bounds = {}
+    for a in atoms[first:last + 1]:
+        if a.comp not in bounds:
+            bounds[a.comp] = [a.left, a.right]
+        bounds[a.comp][1] = a.right
+    comps = [line[i] for i in bounds]
+    big = [i for i in bounds if id(line[i]) not in small]
+    if len(big) > 1 and any(b is not None for i in big for b in bounds[i]):
+        return None  # two digits' strokes may join, but never a cut piece with another digit
+    y0, x0 = min(c.y0 for c in comps), min(c.x0 for c in comps)
+    y1, x1 = max(c.y1 for c in comps), max(c.x1 for c in comps)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    cut_off = np.zeros_like(mask)
+    for i, (left, right) in bounds.items():
+        c = line[i]
+        keep = _region(c, left, right)
+        mask[c.y0 - y0:c.y1 - y0, c.x0 - x0:c.x1 - x0] |= keep
+        cut_off[c.y0 - y0:c.y1 - y0, c.x0 - x0:c.x1 - x0] |= c.mask & ~keep
+    if cut_off.any():  # slivers of the neighbour left behind by a cut go with it
+        pieces, n = ndimage.label(mask, structure=EIGHT)
+        if n > 1:
+            sizes = np.bincount(pieces.ravel())
+            sizes[0] = 0
+            near = np.unique(pieces[ndimage.binary_dilation(cut_off, structure=EIGHT) & mask])
+            small = [p for p in near if p and sizes[p] < 0.15 * sizes.max()]
+            if small:
+                mask &= ~np.isin(pieces, small)
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return None
+    by0, by1, bx0, bx1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    mask = mask[by0:by1, bx0:bx1]
+    y0, x0 = y0 + by0, x0 + bx0
+    h, w = mask.shape
+    if w > 1.5 * h_line:
+        return None
+    # the soft rim of the strokes belongs to the digit too
+    grown = ndimage.binary_dilation(np.pad(mask, 1), structure=EIGHT)
+    ys0, xs0 = max(0, y0 - 1), max(0, x0 - 1)
+    ys1, xs1 = min(ink.shape[0], y0 + h + 1), min(ink.shape[1], x0 + w + 1)
+    g = grown[ys0 - (y0 - 1):ys1 - (y0 - 1), xs0 - (x0 - 1):xs1 - (x0 - 1)]
+    from .preprocess import normalize_digit
+
+    crop = normalize_digit(ink[ys0:ys1, xs0:xs1] * g)
+    # shape priors: a digit is about as tall as its line's digits, and rarely much wider than tall
+    penalty = (SHORT * max(0.0, 0.7 - h / h_line) + WIDE * max(0.0, w / max(h, 1) - 1.5)
+               + WIDE * max(0.0, w / h_line - 1.3))
+    # joining separate components: free where they overlap in x, costly across a gap
+    cs = sorted(comps, key=lambda c: c.x0)
+    reach = cs[0].x1
+    for c in cs[1:]:
+        gap = c.x0 - reach
+        if gap > 0.12 * h_line:
+            return None
+        penalty += 6.0 * max(0.0, gap + 1) / h_line
+        reach = max(reach, c.x1)
+    return _Candidate(first, last, (int(x0), int(y0), int(x0 + w), int(y0 + h)), crop, penalty)
+
+
+def _plan_line(line: list[_Comp], small: set[int], ink: np.ndarray, h_line: float):
+    """Atoms of a line and every candidate digit made of neighbouring atoms."""
+    line = sorted(line, key=lambda c: c.cx)
+    small = {id(c) for c in line if id(c) in small}
+    atoms: list[_Atom] = []
+    for i, c in enumerate(line):
+        local = ink[c.y0:c.y1, c.x0:c.x1] * c.mask
+        cuts = [] if id(c) in small else _seams(local, h_line)
+        edges = [None] + cuts + [None]
+        for left, right in zip(edges[:-1], edges[1:]):
+            atoms.append(_Atom(i, left, right))
+    cands = []
+    for first in range(len(atoms)):
+        for last in range(first, min(len(atoms), first + 6)):
+            cand = _candidate(line, atoms, first, last, ink, h_line, small)
+            if cand is None:
+                if last > first:  # a longer run is only wider
+                    break
+                continue
+            if all(id(line[a.comp]) in small for a in atoms[first:last + 1]):
+                continue  # a small piece alone is never a digit (it may be skipped instead)
+            cands.append(cand)
+    skip = [SKIP_SMALL if id(line[a.comp]) in small else SKIP_OTHER for a in atoms]
+    return atoms, cands, skip
+
+
+def _overlap(a: _Candidate, b: _Candidate) -> float:
+    """How much of the narrower of two neighbouring digits lies inside the other's columns."""
+    inter = min(a.box[2], b.box[2]) - max(a.box[0], b.box[0])
+    return max(0.0, inter) / max(1, min(a.box[2] - a.box[0], b.box[2] - b.box[0]))
+
+
+def _best_path(n_atoms: int, cands: list[_Candidate], costs: list[float], skip: list[float]):
+    """The cheapest cover of atoms 0..n-1 by candidate digits or skipped atoms.
+
+    The cost of a cover: the digits' costs, the skipped atoms' costs, and OVERLAP for
+    each pair of neighbouring digits that share most of their columns (one digit read twice).
+    """
+    items = [(c.first, c.last, costs[k], k) for k, c in enumerate(cands) if math.isfinite(costs[k])]
+    items += [(j, j, skip[j], None) for j in range(n_atoms)]
+    items.sort(key=lambda t: (t[0], t[1]))
+    by_end: dict[int, list[int]] = {}
+    best = [math.inf] * len(items)
+    prev: list[int | None] = [None] * len(items)
+    for i, (first, last, cost, k) in enumerate(items):
+        if first == 0:
+            best[i] = cost
+        for m in by_end.get(first - 1, []):
+            km = items[m][3]
+            pair = 0.0 if k is None or km is None else OVERLAP * max(0.0, _overlap(cands[km], cands[k]) - 0.5)
+            v = best[m] + pair + cost
+            if v < best[i]:
+                best[i], prev[i] = v, m
+        by_end.setdefault(last, []).append(i)
+    ends = by_end.get(n_atoms - 1, [])
+    if not ends:
+        return []
+    i = min(ends, key=lambda e: best[e])
+    chosen = []
+    while i is not None:
+        if items[i][3] is not None:
+            chosen.append(items[i][3])
+        i = prev[i]
+    return chosen[::-1]
+
+
+def ink_map(image) -> tuple[np.ndarray, float, float]:
+    """The ink map OCR works on, and the image pixels per ink-map pixel in x and in y."""
+    from .preprocess import load_image, to_ink
+
+    pil = load_image(image)
+    ink = to_ink(pil, max_side=OCR_SIDE, speck_fraction=0.0)
+    return ink, pil.width / ink.shape[1], pil.height / ink.shape[0]
+
+
+def read(recognizer, image, path: str | None = None) -> OcrResult:
+    """Read the numbers in `image` (path, bytes, file object, PIL image or array)."""
+    if path is None and isinstance(image, (str, os.PathLike)):
+        path = str(image)
+    ink, sx, sy = ink_map(image)
+    mask = ink > INK
+    comps = _components(mask)
+    h_ref = _typical_height(comps)
+    if not comps or h_ref < 4:
+        return OcrResult([], path)
+    mask = _remove_underlines(mask, h_ref)
+    comps = _components(mask)
+    if not comps:
+        return OcrResult([], path)
+    h_ref = _typical_height(comps)
+    speck = max(6.0, 0.012 * h_ref ** 2)
+    comps = [c for c in comps if c.area >= speck and not (c.w >= 2 * h_ref and c.h <= 0.35 * h_ref)]
+    big = [c for c in comps if c.h >= 0.45 * h_ref]
+    small = [c for c in comps if c.h < 0.45 * h_ref]
+    lines = _lines(big)
+    for c in small:  # a small piece joins the line it sits in, next to a big component
+        best, dist = None, math.inf
+        for line in lines:
+            top, bottom = min(b.y0 for b in line), max(b.y1 for b in line)
+            d = max(top - c.cy, c.cy - bottom, 0.0)
+            dx = min(max(b.x0 - c.x1, c.x0 - b.x1, 0) for b in line)
+            if d <= 0.3 * h_ref and dx <= 0.5 * h_ref and d < dist:
+                best, dist = line, d
+        if best is not None:
+            best.append(c)
+    small_ids = {id(c) for c in small}
+    plans = []
+    for line in lines:
+        h_line = float(np.median([c.h for c in line if id(c) not in small_ids]))
+        plans.append(_plan_line(line, small_ids, ink, h_line))
+    crops = [c.crop for _, cands, _ in plans for c in cands if c.crop is not None]
+    probs = recognizer.predict_normalized(np.stack(crops)) if crops else np.zeros((0, 10), np.float32)
+    min_conf = float(getattr(recognizer, "min_confidence", 0.6))
+    out, row = [], 0
+    for atoms, cands, skip in plans:
+        costs, pick = [], []
+        for c in cands:
+            if c.crop is None:
+                costs.append(math.inf)
+                pick.append(None)
+                continue
+            p = probs[row]
+            row += 1
+            costs.append(-math.log(float(p.max()) + 1e-9) + c.penalty - DIGIT_BONUS)
+            pick.append(p)
+        digits = []
+        for k in _best_path(len(atoms), cands, costs, skip):
+            p, (x0, y0, x1, y1) = pick[k], cands[k].box
+            guess, conf = int(p.argmax()), float(p.max())
+            box = [int(x0 * sx), int(y0 * sy), int(math.ceil(x1 * sx)), int(math.ceil(y1 * sy))]
+            digits.append(OcrDigit(str(guess) if conf >= min_conf else "?", conf, box, guess))
+        if digits:
+            out.append(OcrLine(digits))
+    return OcrResult(out, path)

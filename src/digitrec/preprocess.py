@@ -1,0 +1,291 @@
+"""MNIST-style preprocessing: any image of one digit -> the 28×28 input the network was trained on.
+
+The steps, each a function of its own:
+  load_image      decode a path, bytes, file object, PIL image or array; refuse hostile files
+  to_ink          a 2-D ink map (float32 in [0, 1], ink high): alpha, polarity, uneven
+                  lighting and specks handled
+  normalize_digit MNIST's normalization (LeCun et al.): crop to the ink, scale the longer
+                  side to 20 px keeping the aspect ratio (anti-aliased), paste into 28×28
+                  so that the centre of mass falls on pixel (14, 14)
+  preprocess      the three in a row
+
+This module is numpy, Pillow and scipy.ndimage only (no torch); it knows nothing about models.
+It is THE one MNIST normalization: predict, the server, OCR crops and the dataset
+loaders all call `normalize_digit`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+from .errors import ImageError
+
+MAX_PIXELS = 40_000_000      # refuse images declaring more pixels than this (decompression bombs)
+MAX_FILE_BYTES = 64 << 20    # refuse files larger than this before decoding
+WORK_SIDE = 256              # to_ink works at most this many pixels on the longer side
+BOX = 20                     # MNIST: the digit's longer side, in pixels
+SIZE = 28                    # MNIST: the field
+CENTRE = 14.0                # MNIST: where the centre of mass lands (measured on MNIST train: 14.00 ± 0.29)
+MIN_CONTRAST = 0.12          # below this ink contrast (0-1 scale) the image is blank
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _describe(source) -> str:
+    return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def _from_array(a: np.ndarray) -> Image.Image:
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or 0 in a.shape:
+        raise ImageError(f"an image array must be H×W, H×W×3 or H×W×4, not {a.shape}")
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ImageError("the image array holds NaN or infinite values")
+        if a.max() <= 1.0:
+            a = a * 255.0
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    if a.shape[0] * a.shape[1] > MAX_PIXELS:
+        raise ImageError(f"image too large: {a.shape[1]}×{a.shape[0]} pixels (limit {MAX_PIXELS:,})")
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None = None) -> Image.Image:
+    """Decode `source` (path, bytes, binary file object, PIL image or numpy array) to a loaded PIL image.
+
+    The first frame of an animation or multi-page file is used; EXIF orientation is applied.
+    Raises ImageError, with a message for a person, for a missing, zero-byte, truncated,
+    corrupt or non-image file and for one declaring more than `max_pixels` pixels (a
+    decompression bomb: refused from its header, before any pixel is decoded).
+    `draft_side` lets a large JPEG be decoded at a reduced scale (at least that many
+    pixels on each side), which is much faster when only a small image is needed.
+    """
+    if isinstance(source, Image.Image):
+        if source.width * source.height > max_pixels:
+            raise ImageError(f"image too large: {source.width}×{source.height} pixels (limit {max_pixels:,})")
+        return source
+    if isinstance(source, np.ndarray):
+        return _from_array(source)
+    name = _describe(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise ImageError(f"{name}: no such file")
+        if not path.is_file():
+            raise ImageError(f"{name}: not a file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ImageError(f"{name}: cannot read ({e.strerror or e})") from e
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read(MAX_FILE_BYTES + 1)
+        if not isinstance(data, bytes):
+            raise ImageError(f"{name}: the file object must be opened in binary mode")
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: file too large (limit {MAX_FILE_BYTES:,} bytes)")
+    else:
+        raise ImageError(f"cannot read an image from a {type(source).__name__}; "
+                         "give a path, bytes, a file object, a PIL image or a numpy array")
+    if not data:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            if im.width * im.height > max_pixels:
+                raise ImageError(f"{name}: image too large: {im.width}×{im.height} pixels declared "
+                                 f"(limit {max_pixels:,}); refused as a possible decompression bomb")
+            if draft_side and im.format == "JPEG":
+                im.draft(None, (draft_side, draft_side))
+            im.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: image too large; refused as a possible decompression bomb ({e})") from e
+    except UnidentifiedImageError as e:
+        kind = "text, not an image" if _looks_like_text(data) else "not a recognized image format"
+        raise ImageError(f"{name}: cannot decode: {kind} "
+                         "(PNG, JPEG, BMP, GIF, TIFF and WebP are supported)") from e
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:
+        msg = str(e) or type(e).__name__
+        hint = "truncated" if "truncat" in msg.lower() or isinstance(e, EOFError) else "corrupt"
+        raise ImageError(f"{name}: cannot decode: the image file is {hint} ({msg})") from e
+    try:
+        return ImageOps.exif_transpose(im) or im
+    except Exception:  # a broken EXIF block must not lose an otherwise good image
+        return im
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:512]
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c >= 32 or c in b"\t\r\n" for c in head)
+
+
+def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Luminance in [0, 1] (float32) and alpha in [0, 1] (None when fully opaque)."""
+    im = image
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "L")
+    elif im.mode in ("PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
+        return np.clip(a / hi, 0, 1), None
+    alpha = None
+    if im.mode in ("RGBA", "LA"):
+        alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
+        if alpha.min() >= 0.999:
+            alpha = None
+        im = im.convert("L") if im.mode == "RGBA" else im.getchannel("L")
+    elif im.mode != "L":
+        im = im.convert("L")
+    return np.asarray(im, dtype=np.float32) / 255.0, alpha
+
+
+def _shrink(image: Image.Image, side: int) -> Image.Image:
+    longer = max(image.size)
+    if longer <= side:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "L")
+    scale = side / longer
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        image = image.convert("I")
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if image.mode in ("L", "RGB", "RGBA", "LA") else None)
+
+
+def _block_min_background(ink: np.ndarray, step: int = 1, grid: int = 8) -> np.ndarray:
+    """A smooth background estimate of an ink map: a low percentile per block (grid×grid
+    blocks), then the minimum over each 3×3 neighbourhood of blocks (so no block inside a
+    thick stroke counts as background), then bilinear interpolation back to full size."""
+    h, w = ink.shape
+    sub = ink[::step, ::step]
+    gy, gx = min(grid, sub.shape[0]), min(grid, sub.shape[1])
+    bh, bw = sub.shape[0] // gy, sub.shape[1] // gx
+    blocks = sub[: gy * bh, : gx * bw].reshape(gy, bh, gx, bw).transpose(0, 2, 1, 3).reshape(gy, gx, -1)
+    k = blocks.shape[2] // 5
+    est = np.partition(blocks, k, axis=2)[:, :, k]
+    padded = np.pad(est, 1, mode="edge")
+    est = np.min([padded[a:a + gy, b:b + gx] for a in range(3) for b in range(3)], axis=0)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(est, np.float32), "F").resize((w, h), Image.Resampling.BILINEAR))
+
+
+def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: float = 0.08) -> np.ndarray:
+    """The image's ink map: 2-D float32 in [0, 1], ink high, background 0.
+
+    - transparency: composited over a background that contrasts with the strokes
+      (a canvas export of black strokes on transparent pixels works);
+    - polarity: the background is the majority of the pixels; dark-on-light is inverted;
+    - uneven lighting: a smooth background estimate is subtracted, then contrast stretched;
+    - specks: connected blobs much smaller than the largest one are erased.
+    Large images are first reduced to at most `max_side` pixels on the longer side.
+    Blobs smaller than `speck_fraction` of the largest are specks (OCR passes its own values).
+    A blank image (contrast below MIN_CONTRAST) gives all zeros.
+    """
+    image = _shrink(image, max_side)
+    gray, alpha = _gray_and_alpha(image)
+    if alpha is not None:
+        opaque = alpha > 0.5
+        stroke_light = float(gray[opaque].mean()) > 0.5 if opaque.any() else False
+        gray = gray * alpha + (0.0 if stroke_light else 1.0) * (1.0 - alpha)
+    step = max(1, min(gray.shape) // 64)  # statistics on a subsample: fast and as good
+    med, lo, hi = float(np.median(gray[::step, ::step])), float(gray.min()), float(gray.max())
+    ink = (1.0 - gray) if med > (lo + hi) / 2 else gray.copy()
+    if min(ink.shape) >= 16:
+        ink -= _block_min_background(ink, step)
+    else:
+        ink -= float(np.median(ink))
+    np.clip(ink, 0.0, None, out=ink)
+    # contrast: the brightest ink after a 3×3 box blur, so lone noisy pixels do not count
+    peak = float(_box3(ink).max())
+    if peak < MIN_CONTRAST:
+        return np.zeros(ink.shape, np.float32)
+    ink = np.clip(ink * (1.0 / peak), 0.0, 1.0).astype(np.float32, copy=False)
+    labels, n = ndimage.label(ink > 0.35, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros(ink.shape, np.float32)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    keep = sizes >= max(4, speck_fraction * sizes.max())
+    keep[0] = False
+    # erase everything but the kept strokes and their anti-aliased rim (one pixel around them)
+    ink[~_dilate3(keep[labels])] = 0.0
+    ink[ink < 0.1] = 0.0
+    return ink
+
+
+def _box3(a: np.ndarray) -> np.ndarray:
+    """3×3 box mean (edges replicated), separable."""
+    p = np.pad(a, 1, mode="edge")
+    r = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
+    return (r[:-2] + r[1:-1] + r[2:]) / 9.0
+
+
+def _dilate3(m: np.ndarray) -> np.ndarray:
+    """Binary dilation by a 3×3 square, separable."""
+    p = np.pad(m, 1)
+    r = p[:, :-2] | p[:, 1:-1] | p[:, 2:]
+    return r[:-2] | r[1:-1] | r[2:]
+
+
+def normalize_digit(ink: np.ndarray) -> np.ndarray | None:
+    """MNIST form of an ink map (2-D, floats in [0, 1], ink high, any size), or None if it has no ink.
+
+    Crop to the bounding box of the ink (pixels above 10% of the peak), scale so the longer
+    side is 20 px keeping the aspect ratio (anti-aliased resampling), and paste into a
+    28×28 field so that the centre of mass lands on pixel (14, 14), as LeCun et al. did
+    for MNIST (integer shift). Returns float32 28×28 in [0, 1].
+    """
+    ink = np.asarray(ink, dtype=np.float32)
+    if ink.ndim != 2:
+        raise ValueError(f"normalize_digit needs a 2-D ink map, got shape {ink.shape}")
+    peak = float(ink.max()) if ink.size else 0.0
+    if not np.isfinite(peak) or peak <= 0.05:
+        return None
+    rows = np.flatnonzero((ink > 0.1 * peak).any(1))
+    cols = np.flatnonzero((ink > 0.1 * peak).any(0))
+    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] / peak
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    nh, nw = max(1, min(BOX, round(h * scale))), max(1, min(BOX, round(w * scale)))
+    patch = np.asarray(Image.fromarray(crop, "F").resize((nw, nh), Image.Resampling.LANCZOS))
+    patch = np.clip(patch, 0.0, 1.0)
+    mass = float(patch.sum())
+    if mass <= 0:
+        return None
+    cy = float((patch.sum(1) * np.arange(nh)).sum()) / mass
+    cx = float((patch.sum(0) * np.arange(nw)).sum()) / mass
+    top = int(np.clip(round(CENTRE - cy), 0, SIZE - nh))
+    left = int(np.clip(round(CENTRE - cx), 0, SIZE - nw))
+    out = np.zeros((SIZE, SIZE), np.float32)
+    out[top:top + nh, left:left + nw] = patch
+    return out
+
+
+def preprocess(source) -> np.ndarray | None:
+    """normalize_digit(to_ink(load_image(source))): any image -> 28×28 float32 in [0, 1], or None if blank."""
+    return normalize_digit(to_ink(load_image(source, draft_side=WORK_SIDE)))

@@ -1,0 +1,84 @@
+"""ONNX export: parity with PyTorch on real digits, metadata, dynamic batch, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from digitrec import checkpoint
+from digitrec.recognizer import Recognizer
+
+
+@pytest.fixture(scope="module")
+def ckpt(tiny_run):
+    return checkpoint.load(tiny_run / "best.pt")
+
+
+def torch_reference(ckpt, pixels: np.ndarray):
+    """What the checkpoint computes in PyTorch: normalization, network, softmax(logits / T)."""
+    model = checkpoint.build_model(ckpt)
+    norm, t = ckpt["normalization"], ckpt["calibration"]["temperature"]
+    x = (torch.from_numpy(pixels)[:, None] - norm["mean"]) / norm["std"]
+    with torch.inference_mode():
+        logits = model(x)
+    return torch.softmax(logits / t, 1).numpy(), logits.numpy()
+
+
+def test_onnx_matches_pytorch_on_real_digits(ckpt, tiny_onnx, mnist_test):
+    x, _ = mnist_test
+    pixels = x.astype(np.float32) / 255.0
+    probs_pt, logits_pt = torch_reference(ckpt, pixels)
+    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    probs, logits = sess.run(["probs", "logits"], {"pixels": pixels[:, None]})
+    assert probs.shape == (1000, 10)
+    assert np.abs(probs - probs_pt).max() <= 1e-4
+    assert np.abs(logits - logits_pt).max() <= 1e-4
+    assert (probs.argmax(1) == probs_pt.argmax(1)).all()
+    # the calibration is in the graph: T is not 1 after `digitrec train`
+    assert ckpt["calibration"]["temperature"] != 1.0
+    assert np.abs(probs - torch.softmax(torch.from_numpy(logits), 1).numpy()).max() > 1e-4
+
+
+def test_dynamic_batch(tiny_onnx, mnist_test):
+    x, _ = mnist_test
+    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    full = sess.run(["probs"], {"pixels": x[:300, None].astype(np.float32) / 255})[0]
+    for n in (1, 7):
+        part = sess.run(["probs"], {"pixels": x[:n, None].astype(np.float32) / 255})[0]
+        assert np.abs(part - full[:n]).max() < 1e-5
+
+
+def test_metadata(ckpt, tiny_onnx):
+    model = onnx.load(str(tiny_onnx))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input] == ["pixels"]
+    assert [o.name for o in model.graph.output] == ["probs", "logits"]
+    meta = json.loads({p.key: p.value for p in model.metadata_props}["digitrec"])
+    assert meta["model"] == "paper_cnn"
+    assert meta["normalization"] == ckpt["normalization"]
+    assert meta["calibration"]["temperature"] == pytest.approx(ckpt["calibration"]["temperature"])
+    assert {"ece_before", "ece_after"} <= set(meta["calibration"])
+    assert meta["config"]["limit"] == 4000 and meta["metrics"]["val_acc"] > 0.8
+
+
+def test_recognizer_loads_checkpoint_and_onnx_alike(tiny_run, tiny_onnx, mnist_test):
+    x, _ = mnist_test
+    a = Recognizer.load(tiny_run / "best.pt").predict_normalized(x[:100] / 255.0)
+    b = Recognizer.load(tiny_onnx).predict_normalized(x[:100] / 255.0)
+    assert np.abs(a - b).max() < 1e-6
+
+
+def test_export_cli(tiny_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    r = subprocess.run([sys.executable, "-m", "digitrec", "export", str(tiny_run / "best.pt"), "-o", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert out.is_file() and out.stat().st_size < 1_000_000 and "wrote" in r.stdout
+    bad = subprocess.run([sys.executable, "-m", "digitrec", "export", str(tmp_path / "none.pt"), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "checkpoint not found" in bad.stderr

@@ -1,0 +1,41 @@
+"""Fine-tuning: a model that never saw Semeion, tuned on a few Semeion digits per class, gets better on
+the rest; the result is a checkpoint that predict (the Recognizer) accepts."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from digitrec import checkpoint
+from digitrec.errors import DataError
+from digitrec.finetune import finetune, split_examples
+
+
+def test_split_examples_per_class_and_fraction():
+    labels = torch.arange(10).repeat(8)
+    tune, hold = split_examples(labels, per_class=3, seed=1)
+    assert np.bincount(labels[tune], minlength=10).tolist() == [3] * 10
+    assert len(hold) == 50 and not set(tune.tolist()) & set(hold.tolist())
+    tune, hold = split_examples(labels, holdout=0.25)
+    assert len(hold) == 20 and np.bincount(labels[hold], minlength=10).tolist() == [2] * 10
+    with pytest.raises(DataError, match="needs more"):
+        split_examples(labels, per_class=8)
+
+
+def test_finetune_on_semeion_improves_the_holdout(tiny_run, tmp_path):
+    from digitrec.recognizer import Recognizer
+
+    info = finetune(tiny_run / "best.pt", "semeion", tmp_path, per_class=10, epochs=6, lr=1e-3, seed=0,
+                    log=lambda *_: None)
+    assert info["n_tune"] == 100 and info["n_holdout"] == 1593 - 100
+    before, after = info["before"], info["after"]
+    assert after["holdout_accuracy"] > before["holdout_accuracy"] + 0.02
+    assert after["mnist_test_accuracy"] > before["mnist_test_accuracy"] - 0.03  # replay keeps MNIST
+    assert json.loads((tmp_path / "finetune.json").read_text())["after"] == after
+    ckpt = checkpoint.load(tmp_path / "finetuned.pt")
+    assert ckpt["finetune"]["data"] == "semeion" and "optimizer" not in ckpt
+    r = Recognizer.load(tmp_path / "finetuned.pt")
+    digit = np.zeros((28, 28), np.float32)
+    digit[4:24, 13:15] = 1.0  # a plain "1"
+    assert r.predict(digit).label == 1

@@ -1,0 +1,197 @@
+"""Recognizer and `digitrec predict`: the trusted-reference test, abstaining, the API, the CLI, no torch."""
+
+import io
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitrec.preprocess import preprocess
+from digitrec.recognizer import DEFAULT_MODEL, Prediction, Recognizer
+
+
+_NOISE = np.random.default_rng(123).standard_normal((1024, 1024), dtype=np.float32)
+
+
+def render_as_photo(digit: np.ndarray, rng, canvas: int = 512) -> bytes:
+    """An MNIST digit as a person's photo: enlarged to 200-400 px, dark on light paper,
+    off-centre on a large canvas, sensor noise (a random crop of one noise field, for speed),
+    JPEG compression."""
+    side = int(rng.integers(200, 401))
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32)
+    paper, ink = rng.uniform(190, 240), rng.uniform(10, 70)
+    img = np.full((canvas, canvas), paper, np.float32)
+    y, x = rng.integers(0, canvas - side, 2)
+    img[y:y + side, x:x + side] = paper - (paper - ink) * np.clip(big, 0, 255) / 255.0
+    ny, nx = rng.integers(0, 1024 - canvas, 2)
+    img += _NOISE[ny:ny + canvas, nx:nx + canvas] * 6.0
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(60, 91)))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def default():
+    return Recognizer.load()
+
+
+def test_trusted_reference(default, mnist_test):
+    """1,000 MNIST test digits rendered as photos come back through preprocess close to the
+    originals: the model's accuracy on them is within 0.5 points of that on the originals."""
+    x, y = mnist_test
+    rng = np.random.default_rng(0)
+    back = np.stack([preprocess(render_as_photo(d, rng)) for d in x])
+    orig = x.astype(np.float32) / 255.0
+    acc_orig = (default.predict_normalized(orig).argmax(1) == y).mean()
+    acc_back = (default.predict_normalized(back).argmax(1) == y).mean()
+    print(f"accuracy on 1,000 originals {acc_orig:.4f}, on their photo renders {acc_back:.4f}")
+    assert acc_orig > 0.97
+    assert abs(acc_back - acc_orig) <= 0.005
+    assert np.abs(back - orig).mean() < 0.05
+
+
+def test_default_model_is_small_and_described(default):
+    assert DEFAULT_MODEL.stat().st_size < 1_000_000
+    meta = default.metadata
+    assert default.name == meta["model"] == "paper_cnn"
+    assert meta["calibration"]["temperature"] > 0
+    assert {"mean", "std"} <= set(meta["normalization"])
+    info = json.loads((DEFAULT_MODEL.parent / "default.json").read_text())
+    assert info["train_command"].startswith("digitrec train")
+    assert info["onnx_test"]["accuracy"] > 0.98
+
+
+def test_blank_is_no_digit(default):
+    for blank in (Image.new("L", (280, 280), 255), Image.new("RGBA", (280, 280), (0, 0, 0, 0)),
+                  np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.float32)):
+        p = default.predict(blank)
+        assert p.status == "no_digit" and p.label is None and p.top_k == []
+        assert p.to_dict() == {"status": "no_digit", "label": None, "probability": 0.0, "top_k": []}
+
+
+def test_predict_inputs_agree(default, mnist_test, tmp_path):
+    x, y = mnist_test
+    d = 255 - x[0]                                  # dark on light, as people write
+    im = Image.fromarray(d).resize((280, 280))
+    im.save(tmp_path / "d.png")
+    answers = [default.predict(s) for s in (tmp_path / "d.png", str(tmp_path / "d.png"),
+                                             (tmp_path / "d.png").read_bytes(), im, np.asarray(im))]
+    assert {a.label for a in answers} == {int(y[0])}
+    a = answers[0]
+    assert a.status == "ok" and a.probability == a.probs[a.label] == a.top_k[0][1]
+    assert abs(sum(a.probs) - 1) < 1e-5 and a.normalized.shape == (28, 28)
+    assert [k for k, _ in a.top_k] == list(np.argsort(a.probs)[::-1])
+    # a 28×28 array is taken as already normalized (uint8 or float)
+    assert default.predict(x[1]).label == default.predict(x[1] / 255.0).label == int(y[1])
+
+
+def test_uncertain_below_min_confidence(mnist_test):
+    x, y = mnist_test
+    strict = Recognizer.load(min_confidence=1.0)
+    p = strict.predict(x[0])
+    assert p.status == "uncertain" and p.label == int(y[0])      # still the best guess
+    # an ambiguous blob is uncertain at the default threshold
+    blob = np.zeros((28, 28), np.float32)
+    blob[8:20, 8:20] = 1.0
+    assert Recognizer.load(min_confidence=0.999999).predict(blob).status == "uncertain"
+
+
+def test_batch_and_threads(default, mnist_test):
+    x, y = mnist_test
+    batch = default.predict_batch(list(x[:64]))
+    single = [default.predict(d) for d in x[:64]]
+    assert [b.label for b in batch] == [s.label for s in single]
+    probs = default.predict_normalized(x[:64] / 255.0)
+    assert probs.shape == (64, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert np.allclose(probs, [s.probs for s in single], atol=1e-6)
+    results, errors = {}, []
+
+    def work(i):
+        try:
+            results[i] = [p.label for p in default.predict_batch(list(x[i * 50:(i + 1) * 50]))]
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    expected = default.predict_normalized(x[:300] / 255.0).argmax(1).tolist()
+    assert sum((results[i] for i in range(6)), []) == expected
+
+
+def test_load_errors(tmp_path):
+    from digitrec.errors import DigitrecError
+
+    with pytest.raises(DigitrecError, match="model not found"):
+        Recognizer.load(tmp_path / "missing.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(DigitrecError, match="not a loadable ONNX model"):
+        Recognizer.load(tmp_path / "bad.onnx")
+
+
+# -- the CLI ---------------------------------------------------------------------------
+def run_cli(*args, code=None):
+    cmd = [sys.executable, "-c", code or "import sys; from digitrec.cli import main; sys.exit(main())", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, mnist_test):
+    x, y = mnist_test
+    d = tmp_path_factory.mktemp("images")
+    for i in range(3):
+        Image.fromarray(255 - x[i]).resize((140, 140)).save(d / f"digit{i}_{y[i]}.png")
+    Image.new("L", (100, 100), 255).save(d / "blank.png")
+    (d / "broken.png").write_bytes(b"")
+    (d / "notes.jpg").write_text("not an image")
+    return d
+
+
+def test_predict_cli_json(images, tmp_path):
+    r = run_cli("predict", str(images), "--json", "--top-k", "2", "--save-normalized", str(tmp_path / "norm"))
+    assert r.returncode == 1, r.stderr                      # two files failed
+    rows = {row["path"].rsplit("/", 1)[1]: row for row in json.loads(r.stdout)}
+    assert set(rows) == {"digit0_7.png", "digit1_2.png", "digit2_1.png", "blank.png", "broken.png", "notes.jpg"}
+    for name in ("digit0_7.png", "digit1_2.png", "digit2_1.png"):
+        row = rows[name]
+        assert row["status"] == "ok" and row["label"] == int(name[-5]) and row["error"] is None
+        assert len(row["top_k"]) == 2 and row["top_k"][0] == [row["label"], row["probability"]]
+        saved = np.asarray(Image.open(row["normalized"]))
+        assert saved.shape == (28, 28) and saved.max() > 200
+    assert rows["blank.png"]["status"] == "no_digit" and rows["blank.png"]["label"] is None
+    assert rows["broken.png"]["status"] == "error" and "empty file" in rows["broken.png"]["error"]
+    assert rows["notes.jpg"]["status"] == "error" and "not an image" in rows["notes.jpg"]["error"]
+    for row in rows.values():
+        assert set(row) >= {"path", "status", "label", "probability", "top_k", "error"}
+
+
+def test_predict_cli_exit_codes_and_table(images):
+    ok = run_cli("predict", str(images / "digit*.png"))
+    assert ok.returncode == 0, ok.stderr
+    assert "digit0_7.png" in ok.stdout and " ok " in ok.stdout and "3 image(s), 0 failed" in ok.stdout
+    missing = run_cli("predict", str(images / "digit0_7.png"), str(images / "nope.png"), "--json")
+    assert missing.returncode == 1
+    rows = json.loads(missing.stdout)
+    assert [r["status"] for r in rows] == ["ok", "error"] and rows[1]["error"] == "no such file"
+    bad_model = run_cli("predict", str(images), "--model", str(images / "none.onnx"))
+    assert bad_model.returncode == 2 and "model not found" in bad_model.stderr
+    assert "Traceback" not in bad_model.stderr
+
+
+def test_predict_does_not_import_torch(images):
+    code = ("import sys, json; from digitrec.cli import main; rc = main(); "
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr); sys.exit(rc)")
+    r = run_cli("predict", str(images / "digit0_7.png"), "--json", code=code)
+    assert r.returncode == 0, r.stderr
+    assert "NO-TORCH" in r.stderr
+    assert json.loads(r.stdout)[0]["label"] == 7
+
+
+def test_prediction_to_dict():
+    p = Prediction("ok", 3, 0.9, [0.0] * 10, [[3, 0.9], [5, 0.05], [8, 0.03], [1, 0.02]])
+    assert p.to_dict(top_k=2) == {"status": "ok", "label": 3, "probability": 0.9, "top_k": [[3, 0.9], [5, 0.05]]}
+    json.dumps(p.to_dict())

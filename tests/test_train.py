@@ -1,0 +1,81 @@
+"""The trainer on real MNIST slices: it learns, is reproducible, resumes, checkpoints and calibrates."""
+
+import json
+
+import pytest
+import torch
+
+from digitrec import checkpoint
+from digitrec.config import TrainConfig
+from digitrec.errors import DigitrecError
+from digitrec.train import fit
+
+QUIET = dict(log=lambda *_: None)
+
+
+def test_short_training_passes_accuracy_gate(tiny_run):
+    history = json.loads((tiny_run / "history.json").read_text())
+    assert len(history) == 2
+    assert history[-1]["val_acc"] >= 0.90  # 3,200 images, 2 epochs
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_run_folder_contents_and_self_describing_checkpoint(tiny_run):
+    for name in ("config.json", "history.json", "history.csv", "last.pt", "best.pt"):
+        assert (tiny_run / name).is_file(), name
+    assert json.loads((tiny_run / "config.json").read_text())["batch_size"] == 64
+    ckpt = checkpoint.load(tiny_run / "best.pt")  # weights_only load
+    assert ckpt["model"] == "paper_cnn" and ckpt["normalization"] == {"mean": 0.0, "std": 1.0}
+    assert ckpt["config"]["limit"] == 4000 and "optimizer" not in ckpt
+    cal = ckpt["calibration"]
+    assert 0.2 < cal["temperature"] < 5 and cal["ece_after"] <= cal["ece_before"] + 1e-3
+    last = checkpoint.load(tiny_run / "last.pt")
+    assert last["epoch"] == 2 and "optimizer" in last and "rng" in last
+    model = checkpoint.build_model(ckpt)
+    assert not model.training
+
+
+def test_same_seed_same_history(tmp_path):
+    cfg = TrainConfig(limit=1500, epochs=2, val_split=300, seed=3)
+    fit(cfg, tmp_path / "a", **QUIET)
+    fit(cfg, tmp_path / "b", **QUIET)
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("epoch_time", "images_per_s")} for r in h]  # noqa: E731
+    ha, hb = (strip(json.loads((tmp_path / d / "history.json").read_text())) for d in "ab")
+    assert ha == hb
+    wa, wb = (checkpoint.load(tmp_path / d / "last.pt")["weights"] for d in "ab")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_continues_to_the_same_result(tmp_path):
+    cfg = TrainConfig(limit=1500, epochs=2, val_split=300, seed=1)
+    fit(cfg, tmp_path / "straight", **QUIET)
+    fit(TrainConfig(limit=1500, epochs=1, val_split=300, seed=1), tmp_path / "resumed", **QUIET)
+    fit(TrainConfig(epochs=2), tmp_path / "resumed", resume=True, **QUIET)
+    a = checkpoint.load(tmp_path / "straight" / "last.pt")
+    b = checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert b["epoch"] == 2 and b["config"]["limit"] == 1500
+    assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+
+
+def test_existing_run_is_not_overwritten(tiny_run):
+    with pytest.raises(DigitrecError, match="--resume"):
+        fit(TrainConfig(limit=100, epochs=1), tiny_run, **QUIET)
+
+
+def test_interrupt_leaves_last_complete_checkpoint(tmp_path, monkeypatch):
+    import digitrec.train as T
+
+    calls = {"n": 0}
+    real = T.train_epoch
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "train_epoch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        fit(TrainConfig(limit=1000, epochs=3, val_split=200), tmp_path, **QUIET)
+    assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 1
+    assert not list(tmp_path.glob("*.part"))
