@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: paper test install install-dev browser
+.PHONY: paper test install install-dev browser default-model
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,3 +25,10 @@ browser:
 
 test: install-dev browser
 	$(BIN)/python -m pytest -q
+
+# Regenerate the bundled model (src/digitrec/assets/default.onnx + default.json) from a
+# checkpoint: make default-model CKPT=runs/paper/best.pt TRAIN_CMD="digitrec train --out runs/paper"
+CKPT ?= runs/paper/best.pt
+TRAIN_CMD ?= digitrec train --out runs/paper
+default-model: install
+	$(BIN)/python scripts/default_model.py $(CKPT) --train-command "$(TRAIN_CMD)"

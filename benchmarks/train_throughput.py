@@ -143,14 +143,16 @@ def main() -> None:
         km = statistics.median(keras)
         best = names[-1]
         record.update(keras_engine=engine, keras_images_per_s=keras, keras_median_images_per_s=km,
-                      ratio_digitrec_over_keras=med[best] / km)
+                      ratio_digitrec_over_keras=med[best] / km,
+                      ratio_per_round=[d / k for d, k in zip(figures[best], keras)])
         rows.append(f"| Keras (paper's script) | {km:.0f} | {km / base:.2f}× | " + ", ".join(f"{v:.0f}" for v in keras) + " |")
     md = [f"# Training throughput, paper CNN, batch {a.batch_size}, {a.threads} threads",
           "", f"Command: `{record['command']}`  ", f"torch {torch.__version__}; load average at end "
           f"{record['load_average_at_end'][0]:.1f} (shared CPU: compare within this table only)", "",
           "| trainer | median img/s | vs first | each round |", "|---|---|---|---|", *rows]
     if keras:
-        md += ["", f"**digitrec ({names[-1]}) / Keras = {record['ratio_digitrec_over_keras']:.2f}×**"]
+        md += ["", f"**digitrec ({names[-1]}) / Keras = {record['ratio_digitrec_over_keras']:.2f}×** (medians; "
+               "per round: " + ", ".join(f"{r:.2f}×" for r in record["ratio_per_round"]) + ")"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out + ".json").write_text(json.dumps(record, indent=2))
     Path(a.out + ".md").write_text("\n".join(md) + "\n")

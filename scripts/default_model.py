@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("--train-command", required=True, help="the exact command that trained the checkpoint")
+    ap.add_argument("--note", default="", help="anything a reader must know about how the checkpoint was made")
     ap.add_argument("--out-dir", default=str(ASSETS), help="where default.onnx and default.json go")
     args = ap.parse_args(argv)
 
@@ -67,21 +68,29 @@ def main(argv=None) -> int:
     test = datasets.load("mnist")["test"]
     probs = r.predict_normalized(test.images.numpy().astype(np.float32) / 255.0)
     labels = test.labels.numpy()
+    pixels = test.images.numpy()[:, None].astype(np.float32) / 255.0
+    logits = np.concatenate([r.session.run(["logits"], {"pixels": pixels[i:i + 1000]})[0]
+                             for i in range(0, len(pixels), 1000)])
+    raw = np.exp(logits - logits.max(1, keepdims=True))
+    raw /= raw.sum(1, keepdims=True)
     acc = float((probs.argmax(1) == labels).mean())
     info = {
         "model": r.name,
         "file": "default.onnx",
         "bytes": onnx_path.stat().st_size,
         "train_command": args.train_command,
+        "note": args.note,
         "export_command": "python scripts/default_model.py " + " ".join(
-            [str(args.checkpoint), "--train-command", json.dumps(args.train_command)]),
+            [str(args.checkpoint), "--train-command", json.dumps(args.train_command)]
+            + (["--note", json.dumps(args.note)] if args.note else [])),
         "export_steps": steps + ["digitrec.export.export(checkpoint, 'src/digitrec/assets/default.onnx')"],
         "checkpoint_epoch": r.metadata.get("epoch"),
         "checkpoint_metrics": r.metadata.get("metrics"),
         "calibration": r.metadata.get("calibration"),
         "onnx_test": {"dataset": "mnist test (10,000)", "accuracy": acc,
                       "errors": int((probs.argmax(1) != labels).sum()),
-                      "ece": expected_calibration_error(probs, labels)},
+                      "ece_before_calibration": expected_calibration_error(raw, labels),
+                      "ece_after_calibration": expected_calibration_error(probs, labels)},
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     (out_dir / "default.json").write_text(json.dumps(info, indent=2) + "\n")

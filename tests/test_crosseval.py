@@ -1,6 +1,7 @@
 """Cross-dataset evaluation on a slice: the matrix agrees with `evaluate`, and its files are written."""
 
 import json
+import shutil
 
 from digitrec import crosseval
 from digitrec.cli import main
@@ -9,7 +10,9 @@ from digitrec.evaluation import evaluate_checkpoint
 
 def test_cross_eval_on_a_slice(tiny_run, tmp_path):
     ckpt = tiny_run / "best.pt"
-    result = crosseval.cross_evaluate([ckpt, ckpt], ["mnist", "optdigits"], limit=300, log=lambda *_: None)
+    twin = tmp_path / "twin.pt"
+    shutil.copy(ckpt, twin)
+    result = crosseval.cross_evaluate([ckpt, twin], ["mnist", "optdigits"], limit=300, log=lambda *_: None)
     assert result["datasets"] == ["mnist", "optdigits"] and result["n_test"] == {"mnist": 300, "optdigits": 300}
     row = result["models"][0]
     assert row["trained_on"] == "mnist" and row["model"] == "paper_cnn"
@@ -20,7 +23,8 @@ def test_cross_eval_on_a_slice(tiny_run, tmp_path):
     assert row["accuracy"]["mnist"] > 0.9 and row["accuracy"]["optdigits"] > 0.6
     # two rows with the same label are told apart by their path
     labels = crosseval.row_labels(result)
-    assert len(set(labels)) == 2 and str(ckpt) in labels[0]
+    assert len(set(labels)) == 2 and str(ckpt) in labels[0] and str(twin) in labels[1]
+    assert result["models"][1]["accuracy"] == row["accuracy"]
 
 
 def test_cross_eval_command_writes_json_png_html(tiny_run, tmp_path, capsys):

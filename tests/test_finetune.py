@@ -26,7 +26,7 @@ def test_split_examples_per_class_and_fraction():
 def test_finetune_on_semeion_improves_the_holdout(tiny_run, tmp_path):
     from digitrec.recognizer import Recognizer
 
-    info = finetune(tiny_run / "best.pt", "semeion", tmp_path, per_class=10, epochs=6, lr=1e-3, seed=0,
+    info = finetune(tiny_run / "best.pt", "semeion", tmp_path, per_class=10, epochs=4, lr=1e-3, seed=0, mnist_limit=2000,
                     log=lambda *_: None)
     assert info["n_tune"] == 100 and info["n_holdout"] == 1593 - 100
     before, after = info["before"], info["after"]

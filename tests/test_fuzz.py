@@ -40,7 +40,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
 def test_schemathesis_no_5xx(case):
     t = time.perf_counter()
@@ -108,7 +108,7 @@ CORPUS = {
 
 
 def _check(resp, allowed: set[int], where: str):
-    assert resp.status_code < 500, (where, resp.status_code, resp.text[:300])
+    assert resp.status_code < 500 or allowed == {501}, (where, resp.status_code, resp.text[:300])
     assert resp.status_code in allowed, (where, resp.status_code, resp.text[:300])
     body = resp.json()
     if resp.status_code >= 400:

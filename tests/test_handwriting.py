@@ -302,3 +302,12 @@ def test_prepare_pool_holds_out_a_test_part(tmp_path):
             _digit_png(tmp_path / str(digit) / f"{i}.png", digit)
     d = datasets.prepare(str(tmp_path), val_split=2, seed=0)
     assert len(d["test"]) == 2 and len(d["val"]) == 1 and len(d["train"]) == 7
+
+
+def test_unknown_names_and_missing_paths_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match="unknown dataset 'kmnist'; known: mnist, optdigits, semeion, usps"):
+        datasets.load("kmnist")
+    with pytest.raises(DataError, match="no such folder"):
+        datasets.load(str(tmp_path / "missing") + "/")
+    with pytest.raises(DataError, match="no such file"):
+        datasets.load(str(tmp_path / "missing.csv"))

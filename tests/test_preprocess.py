@@ -181,3 +181,34 @@ def test_missing_file_and_bad_source(tmp_path):
         load_image(12345)
     with pytest.raises(ImageError):
         load_image(np.zeros((3, 3, 7)))
+
+
+def test_small_digit_in_a_large_photo(mnist_test):
+    """A 60-px digit on a 3000×2000 page is re-cut at full resolution, not normalized from ~6 pixels."""
+    x, _ = mnist_test
+    d = x[0]
+    page = np.full((2000, 3000), 225, np.uint8)
+    small = np.asarray(Image.fromarray(d).resize((60, 60), Image.Resampling.BICUBIC), np.float32)
+    page[1200:1260, 700:760] = (225 - 200 * small / 255).astype(np.uint8)
+    out = preprocess(png_bytes(Image.fromarray(page), "JPEG", quality=90))
+    assert out is not None and np.abs(out - d / 255.0).mean() < 0.04
+
+
+def test_digit_filling_the_frame():
+    """A tight crop, where ink covers most pixels, still has its polarity detected."""
+    im = Image.new("L", (60, 60), 230)
+    ImageDraw.Draw(im).ellipse([2, 2, 57, 57], outline=20, width=18)   # a fat '0' filling the frame
+    a = np.asarray(im)
+    assert (a < 128).mean() > 0.5
+    out = preprocess(im)
+    assert out is not None and out[14, 14] < 0.2 and out[14, 5:10].max() > 0.8   # a ring: hollow centre
+
+
+def test_exif_orientation_is_applied():
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90° clockwise to view)."""
+    upright = seven()
+    stored = upright.rotate(90, expand=True)        # what the sensor wrote
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = png_bytes(stored, "JPEG", quality=95, exif=exif.tobytes())
+    assert np.abs(preprocess(data) - preprocess(upright)).mean() < 0.03

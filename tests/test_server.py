@@ -276,6 +276,26 @@ def test_ocr_501_until_available(tiny_onnx, mnist_test):
         assert c.get("/v1/model").json()["ocr"] is False
 
 
+def test_ocr_reads_a_number(tiny_onnx, mnist_test):
+    images, labels = mnist_test
+    row = np.full((40, 8 + 36 * 3), 255, np.uint8)
+    for i in range(3):                                   # three MNIST digits side by side, ink dark
+        row[6:34, 8 + 36 * i:36 + 36 * i] = 255 - images[i]
+    png = png_bytes(row)
+    rec = Recognizer.load(tiny_onnx)
+    with TestClient(create_app(tiny_onnx)) as c:
+        assert c.get("/v1/model").json()["ocr"] is True
+        body = c.post("/v1/ocr", files={"file": ("n.png", png, "image/png")}).json()
+        assert set(body) == {"path", "text", "lines"} and body["path"] == "<upload>"
+        expected = rec.read(png).to_dict()
+        assert body["text"] == expected["text"] and body["lines"] == expected["lines"]
+        assert len(body["text"]) == 3
+        same = c.post("/v1/ocr", json={"image": base64.b64encode(png).decode()}).json()
+        assert same == body
+        err(c.post("/v1/ocr", json={"pixels": [[0] * 28] * 28}), 422)       # OCR takes images only
+        err(c.post("/v1/ocr", content=b"", headers={"content-type": "image/png"}), 422)
+
+
 def test_cors_off_by_default_and_on_when_configured(client, tiny_onnx):
     r = client.get("/healthz", headers={"Origin": "https://example.org"})
     assert "access-control-allow-origin" not in r.headers

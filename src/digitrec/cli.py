@@ -70,13 +70,14 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else new_run_dir("runs", cfg.model)
     best = fit(cfg, out, resume=args.resume)
     if not args.no_report:
-        _evaluate(best, out, dataset=None, data_dir=cfg.data_dir, limit=cfg.limit)
-        if cfg.train_on:  # a mixture: each of its datasets' own test set
-            from . import crosseval
-            from .datasets import parse_mixture
+        from .datasets import parse_mixture
 
-            result = crosseval.cross_evaluate([best], [n for n, _ in parse_mixture(cfg.train_on)],
-                                              cfg.data_dir, cfg.limit)
+        mixture = [n for n, _ in parse_mixture(cfg.train_on)] if cfg.train_on else []
+        _evaluate(best, out, dataset=mixture[0] if mixture else None, data_dir=cfg.data_dir, limit=cfg.limit)
+        if mixture:  # each of the mixture's datasets on its own test set
+            from . import crosseval
+
+            result = crosseval.cross_evaluate([best], mixture, cfg.data_dir, cfg.limit)
             print(f"cross-dataset report: {crosseval.write(result, out)}")
     return 0
 
@@ -104,6 +105,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    from . import report
+    from .ensemble import evaluate_ensemble
+    from .evaluation import classification_text
+
+    if len(args.checkpoints) < 2 and not args.tta:
+        raise DigitrecError("an ensemble needs at least two checkpoints (or one with --tta)")
+    ev = evaluate_ensemble([Path(c) for c in args.checkpoints], args.dataset, args.data_dir, args.limit, args.tta)
+    out = Path(args.out)
+    text = classification_text(ev.labels, ev.preds)
+    page = report.write(out, ev.metrics, ev.images, ev.labels, ev.probs, [], {"members": ev.metrics["members"],
+                        "tta": args.tta}, text, title="digitrec ensemble report")
+    print(text)
+    print(f"ensemble test accuracy {ev.metrics['test_accuracy']:.4f} ({ev.metrics['errors']} errors in "
+          f"{ev.metrics['n_test']:,}); report: {page}")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .server import Limits, serve
 
@@ -111,7 +130,7 @@ def cmd_serve(args) -> int:
         raise DigitrecError("--workers must be at least 1")
     serve(args.host, args.port, args.model, args.workers,
           Limits(max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
-                 timeout_s=args.timeout, cors_origins=args.cors_origin or []))
+                 timeout_s=args.timeout, cors_origins=args.cors_origin or []), args.log_level)
     return 0
 
 
@@ -150,6 +169,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_ocr(args) -> int:
+    from .ocr import run_cli
+
+    return run_cli(args.images, args.model, args.json, args.overlay, args.min_confidence)
+
+
+def cmd_ocr_bench(args) -> int:
+    from .ocrbench import run_cli
+
+    return run_cli(args.n, args.length, args.touching_share, args.seed, args.model, args.json,
+                   args.save_failures, args.data_dir, args.min_confidence)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -171,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("ensemble", help="evaluate the mean of several checkpoints' probabilities",
+                       description="Average the calibrated probabilities of several checkpoints (optionally with "
+                                   "test-time augmentation), score the ensemble and write its report.")
+    p.add_argument("checkpoints", nargs="+", help=".pt checkpoints written by digitrec train")
+    p.add_argument("--tta", action="store_true", help="also average over shifted and rotated views of each image")
+    p.add_argument("--out", default="runs/ensemble", help="report folder (default: runs/ensemble)")
+    p.add_argument("--dataset", default="mnist", help="test set (default: mnist)")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
+    p.set_defaults(func=cmd_ensemble)
     p = sub.add_parser("serve", help="run the web page and REST API",
                        description="Serve the drawing page (/) and the REST API (/v1/predict, /v1/ocr, "
                                    "/v1/model, /healthz; OpenAPI docs at /docs) with uvicorn.")
@@ -183,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=10.0, help="per-request time limit in seconds (default: 10)")
     p.add_argument("--cors-origin", action="append", metavar="ORIGIN",
                    help="allow cross-origin requests from ORIGIN (repeatable; default: CORS off)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn log level; 'warning' turns off the per-request access log (default: info)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("cross-eval", help="score checkpoints on several test sets (a matrix report)",
@@ -234,6 +279,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .pt checkpoint written by digitrec train")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("ocr", help="read handwritten numbers (one or more digits, one or more lines)",
+                       description="Read the handwritten digits in each image, line by line. Prints each "
+                                   "image's text ('?' for a digit the model is unsure of); exit status 1 "
+                                   "if any image could not be read.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON: path, text, lines (text, digits: label, confidence, box [x0, y0, x1, y1])")
+    p.add_argument("--overlay", metavar="OUT.png",
+                   help="draw the boxes and labels on the image (a folder when several images are given)")
+    p.add_argument("--model", help="a .onnx from `digitrec export` or a .pt checkpoint (default: the bundled model)")
+    p.add_argument("--min-confidence", type=float, default=0.6,
+                   help="below this probability a digit reads as '?' (default: 0.6)")
+    p.set_defaults(func=cmd_ocr)
+
+    p = sub.add_parser("ocr-bench", help="score the OCR on synthetic numbers made of MNIST test digits",
+                       description="Compose handwritten numbers from MNIST test digits (random spacing, "
+                                   "size, slant, stroke width, touching neighbours, paper, noise, JPEG), read "
+                                   "them and report sequence accuracy, digit accuracy and character error "
+                                   "rate, for separated and touching numbers.")
+    p.add_argument("--n", type=int, default=500, help="numbers to generate (default: 500)")
+    p.add_argument("--length", default="5", help="digits per number, or a range like 3-10 (default: 5)")
+    p.add_argument("--touching-share", type=float, default=0.5,
+                   help="share of numbers with at least one touching/overlapping pair (default: 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--model", help="a .onnx or .pt model (default: the bundled model)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--save-failures", metavar="DIR", help="write the images read wrongly into DIR")
+    p.add_argument("--min-confidence", type=float, default=0.6,
+                   help="below this probability a digit reads as '?', which counts as wrong (default: 0.6)")
+    p.add_argument("--data-dir", help="folder with the MNIST files")
+    p.set_defaults(func=cmd_ocr_bench)
     return parser
 
 

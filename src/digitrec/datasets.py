@@ -60,6 +60,8 @@ def load(name: str = "mnist", data_dir=None) -> dict[str, Split]:
         raw = handwriting.load_folder(name)
     elif name.lower().endswith(".csv"):
         raw = handwriting.load_csv(name)
+    elif "/" in name or "\\" in name:
+        raise DataError(f"{name}: no such folder (expected a folder root/<digit>/*.png or a .csv file)")
     else:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(LOADERS))}, "
                         "a folder root/<digit>/*.png or a .csv file")

@@ -56,8 +56,11 @@ def _pool(name: str, data_dir=None) -> datasets.Split:
 
 def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0, epochs: int = 30,
              lr: float = 3e-4, batch_size: int = 32, replay: float = 1.0, seed: int = 0, data_dir=None,
-             threads: int = 0, log=print) -> dict:
-    """Fine-tune the checkpoint at `ckpt_path` on `data`; write out/finetuned.pt and out/finetune.json."""
+             threads: int = 0, mnist_limit: int = 0, log=print) -> dict:
+    """Fine-tune the checkpoint at `ckpt_path` on `data`; write out/finetuned.pt and out/finetune.json.
+
+    mnist_limit > 0 scores only the first N MNIST test images (quick runs).
+    """
     torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.manual_seed(seed)
     out = Path(out)
@@ -70,8 +73,11 @@ def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0
         log(f"warning: the tuning examples cover only digits {sorted(torch.unique(tune.labels).tolist())}")
     x_tune, x_hold = (to_input(s.images, norm["mean"], norm["std"]) for s in (tune, hold))
     mnist_data = datasets.load("mnist")
-    x_mnist_test = to_input(mnist_data["test"].images, norm["mean"], norm["std"])
-    y_mnist_test = mnist_data["test"].labels
+    mnist_test = mnist_data["test"]
+    if mnist_limit:
+        mnist_test = mnist_test.subset(torch.arange(min(mnist_limit, len(mnist_test))))
+    x_mnist_test = to_input(mnist_test.images, norm["mean"], norm["std"])
+    y_mnist_test = mnist_test.labels
 
     model = checkpoint.build_model(ckpt)
 
@@ -102,6 +108,7 @@ def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0
     info = {"checkpoint": str(ckpt_path), "data": data, "n_tune": len(tune), "n_holdout": len(hold),
             "per_class": per_class, "holdout": holdout if not per_class else len(hold) / len(pool),
             "epochs": epochs, "lr": lr, "batch_size": batch_size, "replay": replay, "seed": seed,
+            "n_mnist_test": len(mnist_test),
             "before": before, "after": after}
     new = {**checkpoint.slim(ckpt), "weights": model.state_dict(), "finetune": info,
            "metrics": {**ckpt.get("metrics", {}), **{f"finetune_{k}": v for k, v in after.items()}}}

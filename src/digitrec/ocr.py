@@ -6,14 +6,22 @@ digits and classifies each cut with the recognizer, in one batch per image:
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in;
-3. per line, components are ordered left to right and wide ones are cut at candidate
-   seams (least-ink paths from top to bottom, which may lean to follow a slant);
-   the pieces between cuts are "atoms";
-4. every run of neighbouring atoms that could be one digit (width, gaps) is normalized
-   like MNIST (`preprocess.normalize_digit`) and classified;
+3. per line, components are ordered left to right; those wider than most single digits
+   (touching or overlapping digits) get candidate cuts: least-ink paths from top to
+   bottom, which may bend around strokes, and straight cuts at several slants; the
+   pieces between cuts are "atoms";
+4. every run of neighbouring atoms that could be one digit (width, gaps; whole
+   components whose columns overlap, as broken strokes do) is normalized like MNIST
+   (`preprocess.normalize_digit`) and classified;
 5. a dynamic programme picks the split of the line into digits that the recognizer is
-   most sure of (sum of -log p, plus small penalties for implausible widths and for
-   joining pieces across a gap); a small piece may also be left out as noise.
+   most sure of (sum of -log p, plus penalties for fragments much shorter than the line,
+   implausibly wide digits, joining pieces across a gap and two digits sharing most of
+   their columns); a small piece may also be left out as noise.
+
+Writing taller than about 64 px is scaled down first (MNIST digits are 20 px), which
+also bounds the work on large images. Known limit: the classifier is often as sure of a
+fragment or of two touching digits as of one digit (a 1 leaning on a 4 reads as a 4),
+so touching pairs are read less reliably than separated digits (docs/ocr.md).
 
 A digit whose probability is below the recognizer's `min_confidence` reads as '?'.
 This module knows nothing about model files or training; it is not a general text OCR
@@ -36,8 +44,12 @@ SKIP_OTHER = 8.0         # ... and any other piece (only when nothing reads it)
 SHORT = 8.0              # penalty per unit of height below 0.7 of the line's digits (fragments)
 WIDE = 4.0               # penalty per unit of width beyond 1.5 × its height or 1.3 × the line's height
 OVERLAP = 4.0            # penalty per unit of column overlap beyond half between neighbouring digits
-DIGIT_BONUS = 0.0        # subtracted per digit read: without it, one doubtful digit beats two sure ones
 SLANT = 0.6              # straight cuts lean up to this many pixels sideways per pixel down
+CUTS = 7.0               # candidate cuts kept per line height of a component's width
+SPLIT_WIDTH = 0.95       # components at least this many line heights wide are candidates for cutting
+MAX_WIDTH = 1.35         # no digit is wider than this many line heights
+WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
+MAX_MARKS = 1500         # more separate marks than this is not a few lines of digits (and too slow)
 LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
 EIGHT = np.ones((3, 3), bool)
 
@@ -127,10 +139,23 @@ def _typical_height(comps: list[_Comp]) -> float:
     return float(np.median(cand or [c.h for c in comps]))
 
 
+def _horizontal_runs(mask: np.ndarray, length: int) -> np.ndarray:
+    """The pixels of horizontal runs at least `length` long (a 1×length opening, in O(pixels))."""
+    h, w = mask.shape
+    if length > w:
+        return np.zeros_like(mask)
+    cum = np.concatenate([np.zeros((h, 1), np.int32), np.cumsum(mask, axis=1, dtype=np.int32)], axis=1)
+    starts = (cum[:, length:] - cum[:, :-length]) == length  # a full run starts at x
+    cs = np.concatenate([np.zeros((h, 1), np.int32), np.cumsum(starts, axis=1, dtype=np.int32)], axis=1)
+    x = np.arange(w)
+    lo, hi = np.clip(x - length + 1, 0, starts.shape[1]), np.clip(x + 1, 0, starts.shape[1])
+    return (cs[:, hi] - cs[:, lo]) > 0  # covered by some full run
+
+
 def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
     """Erase long thin horizontal strokes (underlines, ruled lines), touching digits or not."""
     length = max(10, int(h_ref))
-    opened = ndimage.binary_opening(mask, structure=np.ones((1, length), bool))
+    opened = _horizontal_runs(mask, length)
     if not opened.any():
         return mask
     # a little vertical growth catches the whole thickness of a slightly wavy line
@@ -210,7 +235,7 @@ def _seams(ink: np.ndarray, h_line: float) -> list[np.ndarray]:
         if any((paths[i] < paths[c]).any() and (paths[i] > paths[c]).any() for c in chosen):
             continue  # crosses a cheaper cut
         chosen.append(int(i))
-        if len(chosen) >= max(2, int(w / (0.15 * h_line))):
+        if len(chosen) >= max(2, int(CUTS * w / h_line)):
             break
     return [paths[i] for i in sorted(chosen, key=lambda i: left_area[i])]
 
@@ -280,7 +305,7 @@ def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
     mask = mask[by0:by1, bx0:bx1]
     y0, x0 = y0 + by0, x0 + bx0
     h, w = mask.shape
-    if w > 1.5 * h_line:
+    if w > MAX_WIDTH * h_line:
         return None
     # the soft rim of the strokes belongs to the digit too
     grown = ndimage.binary_dilation(np.pad(mask, 1), structure=EIGHT)
@@ -312,17 +337,19 @@ def _plan_line(line: list[_Comp], small: set[int], ink: np.ndarray, h_line: floa
     atoms: list[_Atom] = []
     for i, c in enumerate(line):
         local = ink[c.y0:c.y1, c.x0:c.x1] * c.mask
-        cuts = [] if id(c) in small else _seams(local, h_line)
+        # only a component wider than most single digits is cut: the classifier is often sure
+        # of a fragment too, so cutting everything would split good digits
+        cuts = _seams(local, h_line) if id(c) not in small and c.w >= SPLIT_WIDTH * h_line else []
         edges = [None] + cuts + [None]
         for left, right in zip(edges[:-1], edges[1:]):
             atoms.append(_Atom(i, left, right))
     cands = []
     for first in range(len(atoms)):
-        for last in range(first, min(len(atoms), first + 6)):
+        for last in range(first, min(len(atoms), first + 12)):
+            if atoms[last].comp != atoms[first].comp and line[atoms[last].comp].x0 - line[atoms[first].comp].x0 > MAX_WIDTH * h_line:
+                break  # a longer run is only wider
             cand = _candidate(line, atoms, first, last, ink, h_line, small)
             if cand is None:
-                if last > first:  # a longer run is only wider
-                    break
                 continue
             if all(id(line[a.comp]) in small for a in atoms[first:last + 1]):
                 continue  # a small piece alone is never a digit (it may be skipped instead)
@@ -390,6 +417,18 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
     h_ref = _typical_height(comps)
     if not comps or h_ref < 4:
         return OcrResult([], path)
+    if h_ref > WORK_HEIGHT * 4 / 3:  # big writing: work at about WORK_HEIGHT px per digit
+        from PIL import Image
+
+        f = WORK_HEIGHT / h_ref
+        size = (max(1, round(ink.shape[1] * f)), max(1, round(ink.shape[0] * f)))
+        sx, sy = sx * ink.shape[1] / size[0], sy * ink.shape[0] / size[1]
+        ink = np.asarray(Image.fromarray(ink, "F").resize(size, Image.Resampling.BOX), dtype=np.float32)
+        mask = ink > INK
+        comps = _components(mask)
+        h_ref = _typical_height(comps)
+        if not comps or h_ref < 4:
+            return OcrResult([], path)
     mask = _remove_underlines(mask, h_ref)
     comps = _components(mask)
     if not comps:
@@ -397,6 +436,11 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
     h_ref = _typical_height(comps)
     speck = max(6.0, 0.012 * h_ref ** 2)
     comps = [c for c in comps if c.area >= speck and not (c.w >= 2 * h_ref and c.h <= 0.35 * h_ref)]
+    if len(comps) > MAX_MARKS:
+        from .errors import ImageError
+
+        raise ImageError(f"the image holds {len(comps):,} separate marks; OCR reads a few lines of "
+                         f"handwritten digits (at most {MAX_MARKS:,} marks), not a page or a texture")
     big = [c for c in comps if c.h >= 0.45 * h_ref]
     small = [c for c in comps if c.h < 0.45 * h_ref]
     lines = _lines(big)
@@ -413,7 +457,8 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
     small_ids = {id(c) for c in small}
     plans = []
     for line in lines:
-        h_line = float(np.median([c.h for c in line if id(c) not in small_ids]))
+        tall = [c.h for c in line if id(c) not in small_ids]
+        h_line = float(np.median([h for h in tall if h >= 0.6 * max(tall)]))  # not pieces of digits
         plans.append(_plan_line(line, small_ids, ink, h_line))
     crops = [c.crop for _, cands, _ in plans for c in cands if c.crop is not None]
     probs = recognizer.predict_normalized(np.stack(crops)) if crops else np.zeros((0, 10), np.float32)
@@ -428,7 +473,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
                 continue
             p = probs[row]
             row += 1
-            costs.append(-math.log(float(p.max()) + 1e-9) + c.penalty - DIGIT_BONUS)
+            costs.append(-math.log(float(p.max()) + 1e-9) + c.penalty)
             pick.append(p)
         digits = []
         for k in _best_path(len(atoms), cands, costs, skip):
@@ -439,3 +484,62 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         if digits:
             out.append(OcrLine(digits))
     return OcrResult(out, path)
+
+
+# ------------------------------------------------------------------ output
+
+def draw_overlay(image, result: OcrResult):
+    """The image (RGB) with each digit's box and label drawn on it ('?' in orange)."""
+    from PIL import ImageDraw, ImageFont
+
+    from .preprocess import load_image
+
+    im = load_image(image).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    heights = [d.box[3] - d.box[1] for line in result.lines for d in line.digits]
+    size = max(10, int(0.45 * float(np.median(heights)))) if heights else 12
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    for line in result.lines:
+        for d in line.digits:
+            colour = (0, 160, 0) if d.label != "?" else (230, 120, 0)
+            x0, y0, x1, y1 = d.box
+            draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=colour, width=max(1, size // 8))
+            draw.text((x0, max(0, y0 - size - 2)), f"{d.label} {d.confidence:.2f}", fill=colour, font=font)
+    return im
+
+
+def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str | None = None,
+            min_confidence: float = 0.6) -> int:
+    """`digitrec ocr`: read each image, print its text (or JSON); exit status 1 if any image failed."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from .errors import DigitrecError
+    from .recognizer import Recognizer
+
+    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    if overlay and len(images) > 1:
+        Path(overlay).mkdir(parents=True, exist_ok=True)
+    results, failed = [], 0
+    for path in images:
+        try:
+            result = read(recognizer, path)
+        except DigitrecError as e:
+            failed += 1
+            print(f"digitrec: error: {e}", file=sys.stderr)
+            results.append({"path": str(path), "error": str(e)})
+            continue
+        if overlay:
+            target = Path(overlay) if len(images) == 1 else Path(overlay) / f"{Path(path).stem}.ocr.png"
+            draw_overlay(path, result).save(target)
+        results.append(result.to_dict())
+        if not as_json:
+            text = result.text.replace("\n", " | ") if result.lines else "(no digits)"
+            print(f"{path}: {text}" if len(images) > 1 else (result.text or "(no digits)"))
+    if as_json:
+        print(json.dumps(results if len(images) > 1 else results[0], indent=2))
+    return 1 if failed else 0

@@ -82,6 +82,10 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
     failed = 0
     if not as_json:
         print(f"{'path':40s}  {'status':9s}  label  prob    top-{top_k}", file=out)
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr, leave=False,
+               disable=None if len(files) > BATCH else True)  # only for long jobs on a terminal
     for start in range(0, len(files), BATCH):
         chunk = files[start:start + BATCH]
         normalized, errors = [], []
@@ -113,6 +117,8 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
                 rows.append(row)
             else:
                 print(_table_row(row), file=out, flush=True)
+        bar.update(len(chunk))
+    bar.close()
     if as_json:
         json.dump(rows, out, indent=2)
         out.write("\n")

@@ -23,20 +23,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
 from .errors import ImageError
 
 MAX_PIXELS = 40_000_000      # refuse images declaring more pixels than this (decompression bombs)
 MAX_FILE_BYTES = 64 << 20    # refuse files larger than this before decoding
-WORK_SIDE = 256              # to_ink works at most this many pixels on the longer side
+WORK_SIDE = 160              # to_ink works at most this many pixels on the longer side
 BOX = 20                     # MNIST: the digit's longer side, in pixels
 SIZE = 28                    # MNIST: the field
 CENTRE = 14.0                # MNIST: where the centre of mass lands (measured on MNIST train: 14.00 ± 0.29)
+SMALL_DIGIT = 32             # a digit spanning fewer working pixels than this is re-cut at full size
 MIN_CONTRAST = 0.12          # below this ink contrast (0-1 scale) the image is blank
-
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def _describe(source) -> str:
@@ -95,6 +94,8 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
             raise ImageError(f"{name}: cannot read ({e.strerror or e})") from e
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        if len(data) > MAX_FILE_BYTES:
+            raise ImageError(f"{name}: file too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
     elif hasattr(source, "read"):
         data = source.read(MAX_FILE_BYTES + 1)
         if not isinstance(data, bytes):
@@ -129,9 +130,11 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
         hint = "truncated" if "truncat" in msg.lower() or isinstance(e, EOFError) else "corrupt"
         raise ImageError(f"{name}: cannot decode: the image file is {hint} ({msg})") from e
     try:
-        return ImageOps.exif_transpose(im) or im
+        if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: phones store photos rotated
+            return ImageOps.exif_transpose(im) or im
     except Exception:  # a broken EXIF block must not lose an otherwise good image
-        return im
+        pass
+    return im
 
 
 def _looks_like_text(data: bytes) -> bool:
@@ -143,39 +146,49 @@ def _looks_like_text(data: bytes) -> bool:
     return all(c >= 32 or c in b"\t\r\n" for c in head)
 
 
-def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Luminance in [0, 1] (float32) and alpha in [0, 1] (None when fully opaque)."""
+def _planes(image: Image.Image, side: int, fast: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Luminance in [0, 1] (float32) and alpha in [0, 1] (None when fully opaque), each
+    reduced to at most `side` pixels on the longer side. Both planes are single-channel
+    before they are shrunk, which is much cheaper than shrinking RGBA."""
     im = image
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "L")
-    elif im.mode in ("PA", "La", "RGBa"):
-        im = im.convert("RGBA")
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        a = np.asarray(im, dtype=np.float32)
+    elif im.mode.startswith("I;16") or im.mode == "I":
+        a = np.asarray(im).astype(np.float32)
         hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
-        return np.clip(a / hi, 0, 1), None
+        im = Image.fromarray(np.clip(a / hi, 0, 1) * 255.0, "F")
+    elif im.mode not in ("L", "LA", "RGB", "RGBA", "F"):
+        im = im.convert("RGBA" if "A" in im.mode else "L")
     alpha = None
-    if im.mode in ("RGBA", "LA"):
-        alpha = np.asarray(im.getchannel("A"), dtype=np.float32) / 255.0
-        if alpha.min() >= 0.999:
-            alpha = None
+    if im.mode in ("LA", "RGBA"):
+        a = im.getchannel("A")
+        alpha = a if a.getextrema()[0] < 255 else None
         im = im.convert("L") if im.mode == "RGBA" else im.getchannel("L")
-    elif im.mode != "L":
+    im = _shrink(im, side, fast)
+    if im.mode == "RGB":
         im = im.convert("L")
-    return np.asarray(im, dtype=np.float32) / 255.0, alpha
+    gray = np.asarray(im, dtype=np.float32) * (1.0 / 255.0)
+    if alpha is not None:
+        alpha = np.asarray(_shrink(alpha, side, fast), dtype=np.float32) * (1.0 / 255.0)
+    return gray, alpha
 
 
-def _shrink(image: Image.Image, side: int) -> Image.Image:
+def _shrink(image: Image.Image, side: int, fast: bool = False) -> Image.Image:  # L, RGB, F
+    """At most `side` pixels on the longer side, by box filtering (anti-aliased).
+
+    An integer reduction first (cheap); then, unless `fast`, a resize to exactly `side`.
+    With `fast`, the integer factor is rounded up instead: between side/2 and side pixels."""
     longer = max(image.size)
     if longer <= side:
         return image
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "L")
-    scale = side / longer
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        image = image.convert("I")
-    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0 if image.mode in ("L", "RGB", "RGBA", "LA") else None)
+    factor = -(-longer // side) if fast else longer // side
+    if factor >= 2:
+        image = image.reduce(factor)
+    if max(image.size) > side:
+        scale = side / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.BOX)
+    return image
 
 
 def _block_min_background(ink: np.ndarray, step: int = 1, grid: int = 8) -> np.ndarray:
@@ -189,31 +202,33 @@ def _block_min_background(ink: np.ndarray, step: int = 1, grid: int = 8) -> np.n
     blocks = sub[: gy * bh, : gx * bw].reshape(gy, bh, gx, bw).transpose(0, 2, 1, 3).reshape(gy, gx, -1)
     k = blocks.shape[2] // 5
     est = np.partition(blocks, k, axis=2)[:, :, k]
-    padded = np.pad(est, 1, mode="edge")
-    est = np.min([padded[a:a + gy, b:b + gx] for a in range(3) for b in range(3)], axis=0)
+    est = ndimage.minimum_filter(est, size=3, mode="nearest")
     return np.asarray(Image.fromarray(np.ascontiguousarray(est, np.float32), "F").resize((w, h), Image.Resampling.BILINEAR))
 
 
-def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: float = 0.08) -> np.ndarray:
+def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: float = 0.08,
+           fast: bool = False) -> np.ndarray:
     """The image's ink map: 2-D float32 in [0, 1], ink high, background 0.
 
     - transparency: composited over a background that contrasts with the strokes
       (a canvas export of black strokes on transparent pixels works);
-    - polarity: the background is the majority of the pixels; dark-on-light is inverted;
+    - polarity: the background is what the image's border mostly shows; dark-on-light is inverted;
     - uneven lighting: a smooth background estimate is subtracted, then contrast stretched;
     - specks: connected blobs much smaller than the largest one are erased.
-    Large images are first reduced to at most `max_side` pixels on the longer side.
+    Large images are first reduced to at most `max_side` pixels on the longer side (with
+    `fast`, by an integer factor only: between max_side/2 and max_side, quicker).
     Blobs smaller than `speck_fraction` of the largest are specks (OCR passes its own values).
     A blank image (contrast below MIN_CONTRAST) gives all zeros.
     """
-    image = _shrink(image, max_side)
-    gray, alpha = _gray_and_alpha(image)
+    gray, alpha = _planes(image, max_side, fast)
     if alpha is not None:
         opaque = alpha > 0.5
         stroke_light = float(gray[opaque].mean()) > 0.5 if opaque.any() else False
         gray = gray * alpha + (0.0 if stroke_light else 1.0) * (1.0 - alpha)
     step = max(1, min(gray.shape) // 64)  # statistics on a subsample: fast and as good
-    med, lo, hi = float(np.median(gray[::step, ::step])), float(gray.min()), float(gray.max())
+    # the background is what the border mostly shows (robust even when the digit fills the frame)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    med, lo, hi = float(np.median(border)), float(gray.min()), float(gray.max())
     ink = (1.0 - gray) if med > (lo + hi) / 2 else gray.copy()
     if min(ink.shape) >= 16:
         ink -= _block_min_background(ink, step)
@@ -239,17 +254,13 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
 
 
 def _box3(a: np.ndarray) -> np.ndarray:
-    """3×3 box mean (edges replicated), separable."""
-    p = np.pad(a, 1, mode="edge")
-    r = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
-    return (r[:-2] + r[1:-1] + r[2:]) / 9.0
+    """3×3 box mean (edges replicated)."""
+    return ndimage.uniform_filter(a, size=3, mode="nearest")
 
 
 def _dilate3(m: np.ndarray) -> np.ndarray:
-    """Binary dilation by a 3×3 square, separable."""
-    p = np.pad(m, 1)
-    r = p[:, :-2] | p[:, 1:-1] | p[:, 2:]
-    return r[:-2] | r[1:-1] | r[2:]
+    """Binary dilation by a 3×3 square."""
+    return ndimage.maximum_filter(m.view(np.uint8), size=3, mode="constant").view(bool)
 
 
 def normalize_digit(ink: np.ndarray) -> np.ndarray | None:
@@ -287,5 +298,37 @@ def normalize_digit(ink: np.ndarray) -> np.ndarray | None:
 
 
 def preprocess(source) -> np.ndarray | None:
-    """normalize_digit(to_ink(load_image(source))): any image -> 28×28 float32 in [0, 1], or None if blank."""
-    return normalize_digit(to_ink(load_image(source, draft_side=WORK_SIDE)))
+    """normalize_digit(to_ink(load_image(source))): any image -> 28×28 float32 in [0, 1], or None if blank.
+
+    When the digit is small in a large image (under SMALL_DIGIT pixels at the working
+    resolution, or not found at all there), its neighbourhood is cut from the full image and
+    processed again, so the digit is not normalized from a handful of pixels.
+    """
+    if hasattr(source, "read") and not isinstance(source, Image.Image):
+        source = source.read(MAX_FILE_BYTES + 1)  # bytes, so a small digit can be decoded again
+    reloadable = isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike))
+    image = load_image(source, draft_side=WORK_SIDE)
+    ink = to_ink(image, fast=True)
+    full = None
+    if not ink.any() and (reloadable or max(image.size) > 1.5 * max(ink.shape)):
+        # nothing at this scale: a small digit on a large page may have vanished; look closer
+        full = load_image(source) if reloadable else image
+        if max(full.size) >= 3 * max(ink.shape):
+            ink = to_ink(full, max_side=4 * WORK_SIDE, fast=True)
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if not len(rows):
+        return None
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    if extent < SMALL_DIGIT and max(image.size) > 1.5 * max(ink.shape) or full is not None:
+        image = full or (load_image(source) if reloadable else image)  # full resolution, not the JPEG draft
+        if max(image.size) <= 1.5 * max(ink.shape):
+            return normalize_digit(ink)
+        scale = max(image.size) / max(ink.shape)
+        margin = extent  # the digit's own size on every side: enough paper for the statistics
+        box = [int(max(0, (cols[0] - margin) * scale)), int(max(0, (rows[0] - margin) * scale)),
+               int(min(image.width, (cols[-1] + 1 + margin) * scale)),
+               int(min(image.height, (rows[-1] + 1 + margin) * scale))]
+        refined = to_ink(image.crop(box), fast=True)
+        if refined.any():
+            ink = refined
+    return normalize_digit(ink)

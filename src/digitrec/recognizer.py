@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DigitrecError
+from .errors import DigitrecError, ImageError
 from .preprocess import preprocess
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -41,11 +41,13 @@ class Prediction:
 
 
 def _as_normalized(x) -> np.ndarray | None:
-    """A 28×28 array (floats in [0,1] or uint8 0-255, ink high) taken as MNIST-normalized, else None."""
+    """A 28×28 array (floats in [0,1], or 0-255 grey levels, ink high) taken as MNIST-normalized, else None."""
     if isinstance(x, np.ndarray) and x.shape == (28, 28):
-        a = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        a = x.astype(np.float32)
         if not np.isfinite(a).all():
-            raise DigitrecError("the 28×28 array holds NaN or infinite values")
+            raise ImageError("the 28×28 array holds NaN or infinite values")
+        if x.dtype == np.uint8 or a.max() > 1.0:  # 0-255 grey levels
+            a /= 255.0
         return np.clip(a, 0.0, 1.0)
     return None
 
@@ -144,6 +146,12 @@ class Recognizer:
     def predict_batch(self, items) -> list[Prediction]:
         """Predictions for many inputs, one network call; the first bad image raises ImageError."""
         return self.predictions([self.normalize(x) for x in items])
+
+    def read(self, image):
+        """OCR: the numbers written in `image`, line by line (see `digitrec.ocr.read`)."""
+        from .ocr import read
+
+        return read(self, image)
 
     def __repr__(self) -> str:
         return f"Recognizer({self.name!r}, source={self.source!r}, min_confidence={self.min_confidence})"

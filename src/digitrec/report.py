@@ -101,6 +101,23 @@ def _table(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _page(title: str, body: str) -> str:
+    """A self-contained HTML page (inline style, no external resources)."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+img {{ max-width: 100%; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+.big {{ font-size: 1.3em; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{body}
+</body></html>
+"""
+
+
 def write(out: Path, metrics: dict, images, labels, probs, history: list[dict], config: dict,
           class_report: str, title: str = "digitrec evaluation report") -> Path:
     """Write every report file into `out`; return the path of report.html."""
@@ -130,21 +147,8 @@ def write(out: Path, metrics: dict, images, labels, probs, history: list[dict], 
                     f"the {shown} most confident shown.</p>{_img(out / 'misclassified.png')}")
     sections.append(f"<h2>Training history</h2>{_table(history)}")
     sections.append(f"<h2>Configuration</h2><pre>{html.escape(json.dumps(config, indent=2))}</pre>")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
-img {{ max-width: 100%; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-.big {{ font-size: 1.3em; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-{''.join(sections)}
-</body></html>
-"""
     path = out / "report.html"
-    path.write_text(page)
+    path.write_text(_page(title, "".join(sections)))
     return path
 
 
@@ -175,22 +179,11 @@ def write_cross_eval(out: Path, result: dict, rows: list[str], title: str = "dig
     table = [{"trained on · model": r, **{c: m["accuracy"][c] for c in cols}, "checkpoint": m["checkpoint"]}
              for r, m in zip(rows, result["models"])]
     sizes = ", ".join(f"{html.escape(c)} {n:,}" for c, n in result["n_test"].items())
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
-img {{ max-width: 100%; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<p>Accuracy of each model (rows: what it was trained on) on each test set (columns; images: {sizes}).
+    body = f"""<p>Accuracy of each model (rows: what it was trained on) on each test set (columns; images: {sizes}).
 Every test set is brought to MNIST form by the same normalization as <code>predict</code>.</p>
 {_img(out / 'crosseval.png')}
 <h2>Accuracy</h2>{_table(table)}
-<h2>Data</h2><pre>{html.escape(json.dumps(result, indent=2))}</pre>
-</body></html>
-"""
+<h2>Data</h2><pre>{html.escape(json.dumps(result, indent=2))}</pre>"""
     path = out / "crosseval.html"
-    path.write_text(page)
+    path.write_text(_page(title, body))
     return path

@@ -32,7 +32,7 @@ import warnings
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -99,10 +99,6 @@ class PredictJSON(BaseModel):
 class OcrJSON(BaseModel):
     model_config = ConfigDict(extra="forbid")
     image: str = Field(..., description="the image file in base64; a data: URL is accepted")
-
-
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp", "image/tiff",
-               "application/octet-stream")
 
 
 def _body_spec(json_model: type[BaseModel], description: str) -> dict:
@@ -186,8 +182,9 @@ class LimitsMiddleware:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, limited_receive, tracked_send), self.limits.timeout_s)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.limits.timeout_s):
+                await self.app(scope, limited_receive, tracked_send)
+        except TimeoutError:
             if started:  # the response is under way: nothing sensible left to send
                 raise
             await _error(504, "timeout", f"the request took longer than {self.limits.timeout_s:g} s")(
@@ -207,7 +204,7 @@ def _b64(text: str) -> bytes:
 
 def check_image_bytes(data: bytes, max_pixels: int) -> None:
     """Refuse empty, undecodable or oversized images from the header alone (no pixel decoding)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ApiError(422, "empty_image", "the image is empty (zero bytes)")
@@ -218,9 +215,11 @@ def check_image_bytes(data: bytes, max_pixels: int) -> None:
                 w, h = im.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ApiError(413, "too_many_pixels", f"image refused: {e}") from e
+    except UnidentifiedImageError as e:
+        raise ApiError(422, "not_an_image", "the data is not an image in a known format "
+                                            "(PNG, JPEG, GIF, BMP, TIFF and WebP are supported)") from e
     except Exception as e:  # PIL raises many types on hostile headers; all mean "not an image"
-        raise ApiError(422, "not_an_image", "the data is not an image Pillow can read "
-                                            f"({type(e).__name__}: {e})") from e
+        raise ApiError(422, "not_an_image", f"the image header is corrupt ({type(e).__name__}: {e})") from e
     if w * h > max_pixels:
         raise ApiError(413, "too_many_pixels",
                        f"image is {w}×{h} = {w * h:,} pixels, over the {max_pixels:,}-pixel limit")
@@ -274,14 +273,14 @@ def _validation_message(errors) -> str:
 
 
 # Pillow's exceptions for data that passed the header check but fails while decoding.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError)
 
 
 async def _call(fn, *args):
     try:
         return await run_in_threadpool(fn, *args)
     except DigitrecError as e:
-        raise ApiError(422, "bad_image", str(e)) from e
+        raise ApiError(422, "bad_image", str(e).removeprefix("<bytes>: ")) from e
     except _DECODE_ERRORS as e:
         raise ApiError(422, "bad_image", f"could not decode the image ({type(e).__name__}: {e})") from e
 
@@ -424,12 +423,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model=None, workers: int = 
     processes, each loading the model once."""
     import uvicorn
 
-    limits = limits or Limits()
-    if model is not None:
-        from pathlib import Path
+    from pathlib import Path
 
-        if not Path(model).is_file():
-            raise DigitrecError(f"model not found: {model}")
+    from .recognizer import Recognizer
+
+    limits = limits or Limits()
+    Recognizer.load(model)  # fail here, with a clear message, rather than in every worker's start-up
+    if model is not None:
         os.environ["DIGITREC_MODEL"] = str(Path(model).resolve())
     os.environ["DIGITREC_MAX_BODY_BYTES"] = str(limits.max_body_bytes)
     os.environ["DIGITREC_MAX_PIXELS"] = str(limits.max_pixels)

@@ -52,8 +52,10 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.schedule == "constant":
         return None
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
-                                                   pct_start=cfg.warmup)
+        if total < 3:  # too few steps for a rise and a fall: keep the LR constant
+            return None
+        pct = min(max(cfg.warmup, 2 / total), 1 - 1 / total)  # each phase at least one step (tiny runs)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=pct)
     if cfg.schedule == "cosine":
         warm = int(cfg.warmup * total)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (

@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmark scripts: test-set scoring per epoch and writing results (JSON + Markdown)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+            "torch": torch.__version__, "load_average": os.getloadavg(),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+
+
+def command() -> str:
+    return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+
+
+def test_monitor(mean: float = 0.0, std: float = 1.0):
+    """An `on_epoch` callback for train.fit that adds test accuracy to each epoch's row (monitoring only)."""
+    from digitrec import datasets
+    from digitrec.train import evaluate, to_input
+
+    test = datasets.load("mnist")["test"]
+    x = to_input(test.images, mean, std)
+
+    def on_epoch(row, model):
+        return {"test_acc": evaluate(model, x, test.labels)[1]}
+
+    return on_epoch
+
+
+def write(name: str, record: dict, markdown: list[str], out: str | None = None) -> Path:
+    base = Path(out) if out else RESULTS / name
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    base.with_suffix(".md").write_text("\n".join(markdown) + "\n")
+    print("\n".join(markdown))
+    return base

@@ -1,0 +1,212 @@
+"""The drawing page in a real browser: Playwright drives Debian's chromium (headless) against
+`digitrec serve` running on 127.0.0.1, draws digits with mouse events and reads the answer.
+
+Playwright never downloads a browser here: it launches /usr/bin/chromium (`make browser`
+installs it). Screenshots go to $DIGITREC_ARTIFACTS, or to a pytest temporary folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+from digitrec.recognizer import DEFAULT_MODEL
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def model_path(request) -> Path:
+    """The bundled default model (what users get); the tiny test model only if it is missing."""
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else request.getfixturevalue("tiny_onnx")
+
+
+@pytest.fixture(scope="module")
+def server(model_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "digitrec", "serve", "--host", "127.0.0.1",
+                             "--port", str(port), "--model", str(model_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("digitrec serve did not start:\n" + proc.stdout.read().decode(errors="replace"))
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    d = Path(os.environ.get("DIGITREC_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: run `make browser` (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 900, "height": 900})
+    pg = ctx.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server + "/")
+    pg.wait_for_selector("#bar-9")
+    yield pg
+    ctx.close()
+    assert not errors, errors
+
+
+# Strokes in units of the canvas (0-1): each digit as a user would draw it.
+def _ellipse(cx, cy, rx, ry, n=40):
+    return [(cx + rx * math.sin(2 * math.pi * i / n), cy - ry * math.cos(2 * math.pi * i / n)) for i in range(n + 1)]
+
+
+DIGITS = {
+    "1": [[(0.52, 0.18), (0.50, 0.82)]],
+    "0": [_ellipse(0.5, 0.5, 0.2, 0.32)],
+    "7": [[(0.28, 0.2), (0.72, 0.2), (0.42, 0.82)]],
+}
+
+
+def draw(pg, strokes):
+    box = pg.locator("#pad").bounding_box()
+    at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
+    for stroke in strokes:
+        pg.mouse.move(*at(*stroke[0]))
+        pg.mouse.down()
+        for x, y in stroke[1:]:
+            pg.mouse.move(*at(x, y), steps=8)
+        pg.mouse.up()
+
+
+def draw_touch(pg, strokes):
+    """The same strokes with a finger: raw touch events through the DevTools protocol."""
+    cdp = pg.context.new_cdp_session(pg)
+    box = pg.locator("#pad").bounding_box()
+    at = lambda x, y: {"x": box["x"] + x * box["width"], "y": box["y"] + y * box["height"]}  # noqa: E731
+    for stroke in strokes:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [at(*stroke[0])]})
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            for t in np.linspace(0.125, 1, 8):
+                cdp.send("Input.dispatchTouchEvent",
+                         {"type": "touchMove", "touchPoints": [at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def shown(pg) -> dict:
+    return pg.evaluate("""() => ({
+        status: document.querySelector('#result').dataset.status,
+        label: document.querySelector('#result').dataset.label,
+        text: document.querySelector('#result').textContent,
+        best: [...document.querySelectorAll('#bars li.best')].map(li => li.id),
+        widths: [...document.querySelectorAll('#bars .fill')].map(f => parseFloat(f.style.width) || 0),
+        seenInk: (() => { const d = document.querySelector('#seen').getContext('2d').getImageData(0, 0, 28, 28).data;
+                          let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s; })(),
+    })""")
+
+
+def test_draw_digits_shows_the_prediction(page, artifacts):
+    for digit, strokes in DIGITS.items():
+        page.click("#clear")
+        assert shown(page)["status"] == "empty"
+        draw(page, strokes)
+        page.wait_for_function("d => document.querySelector('#result').dataset.label === d", arg=digit, timeout=10_000)
+        s = shown(page)
+        assert s["status"] == "ok", s
+        assert s["text"] == digit and s["best"] == [f"bar-{digit}"]
+        assert max(s["widths"]) == s["widths"][int(digit)] > 50        # the winning bar is the longest
+        assert s["seenInk"] > 255 * 20                                  # the 28×28 the model saw is drawn
+        page.wait_for_timeout(300)                                     # let the bars finish growing
+        page.screenshot(path=str(artifacts / f"draw_{digit}.png"), full_page=True)
+    assert (artifacts / "draw_7.png").stat().st_size > 5000
+
+
+def test_clear_with_the_keyboard(page):
+    draw(page, DIGITS["1"])
+    page.wait_for_function("() => document.querySelector('#result').dataset.status === 'ok'", timeout=10_000)
+    page.focus("#pad")
+    page.keyboard.press("Tab")                                  # the tab order: pad, Clear, upload
+    assert page.evaluate("document.activeElement.id") == "clear"
+    page.keyboard.press("Enter")
+    s = shown(page)
+    assert s["status"] == "empty" and s["label"] == "" and max(s["widths"]) == 0 and s["seenInk"] == 0
+    assert page.get_attribute("#result", "aria-live") == "polite"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "upload"
+    draw(page, DIGITS["1"])
+    page.wait_for_function("() => document.querySelector('#result').dataset.status === 'ok'", timeout=10_000)
+    page.focus("#pad")
+    page.keyboard.press("Escape")                               # clears from the drawing area itself
+    assert shown(page)["status"] == "empty"
+    assert page.locator("label[for=upload]").count() == 1
+
+
+def test_upload_an_image(page, tmp_path):
+    a = np.full((200, 200), 255, np.uint8)
+    a[30:170, 92:108] = 0                                  # a photographed '1': dark ink on white paper
+    path = tmp_path / "one.png"
+    Image.fromarray(a).save(path)
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("() => document.querySelector('#result').dataset.label === '1'", timeout=10_000)
+    page.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)         # the API's message, shown
+    assert "not an image" in page.inner_text("#error")
+
+
+def test_phone_sized_screen(browser, server, artifacts):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
+                              device_scale_factor=2)
+    pg = ctx.new_page()
+    pg.goto(server + "/")
+    pad = pg.locator("#pad").bounding_box()
+    assert pad["x"] >= 0 and pad["x"] + pad["width"] <= 390 and pad["width"] >= 300
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 390         # no sideways scrolling
+    draw_touch(pg, DIGITS["7"])                                               # a finger, not a mouse
+    pg.wait_for_function("() => document.querySelector('#result').dataset.label === '7'", timeout=10_000)
+    assert pg.evaluate("window.scrollY") == 0                                 # drawing did not scroll the page
+    pg.wait_for_timeout(300)
+    pg.screenshot(path=str(artifacts / "phone_7.png"), full_page=True)
+    ctx.close()

@@ -1,0 +1,230 @@
+"""OCR of handwritten numbers: segmentation on composed images with known answers, the JSON,
+the CLI and the benchmark generator/scorer.
+
+The digits are MNIST test images that the bundled model reads right on their own, so a
+failure here is the segmentation's, not the classifier's.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from digitrec import ocr, ocrbench
+from digitrec.cli import main
+from digitrec.preprocess import normalize_digit
+from digitrec.recognizer import Recognizer
+
+SCALE = 2.0  # digits are drawn 2× MNIST size (about 40 px tall)
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return Recognizer.load()
+
+
+@pytest.fixture(scope="module")
+def glyphs(recognizer, mnist_test):
+    """For each label, a few MNIST test digits (float ink, 2× size, cropped) the model reads right, surely."""
+    x, y = mnist_test
+    inks = [ndimage.zoom(img.astype(np.float32) / 255, SCALE, order=1).clip(0, 1) for img in x[:400]]
+    probs = recognizer.predict_normalized(np.stack([normalize_digit(i) for i in inks]))
+    out = {d: [] for d in range(10)}
+    for ink, label, p in zip(inks, y[:400], probs):
+        if p.argmax() == label and p.max() > 0.99 and len(out[int(label)]) < 3:
+            ys, xs = np.nonzero(ink > 0.2)
+            ink = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            if ndimage.label(ink > 0.3, structure=np.ones((3, 3)))[1] == 1:  # one stroke
+                out[int(label)].append(ink)
+    assert all(out[d] for d in range(10))
+    return out
+
+
+def compose(rows, gap=14, margin=20, line_gap=30):
+    """Ink canvas from rows of (ink, dx) placements: dx is added to the default gap before the digit."""
+    lines = []
+    for row in rows:
+        h = max(g.shape[0] for g, _ in row)
+        x, placed = 0, []
+        for k, (g, dx) in enumerate(row):
+            x += (gap if k else 0) + dx
+            placed.append((g, x, (h - g.shape[0]) // 2))
+            x += g.shape[1]
+        canvas = np.zeros((h, x), np.float32)
+        for g, px, py in placed:
+            canvas[py:py + g.shape[0], px:px + g.shape[1]] = np.maximum(
+                canvas[py:py + g.shape[0], px:px + g.shape[1]], g)
+        lines.append(canvas)
+    W = max(c.shape[1] for c in lines) + 2 * margin
+    H = sum(c.shape[0] for c in lines) + line_gap * (len(lines) - 1) + 2 * margin
+    ink = np.zeros((H, W), np.float32)
+    y = margin
+    for c in lines:
+        ink[y:y + c.shape[0], margin:margin + c.shape[1]] = c
+        y += c.shape[0] + line_gap
+    return ink
+
+
+def paper(ink, inverted=False):
+    """Dark ink on light paper (or light on dark), uint8 grayscale PIL image."""
+    value = 235 - 205 * ink
+    return Image.fromarray((255 - value if inverted else value).round().astype(np.uint8), "L")
+
+
+def number(glyphs, text, which=0):
+    return [(glyphs[int(c)][which % len(glyphs[int(c)])], 0) for c in text]
+
+
+def test_separated_line(recognizer, glyphs):
+    result = ocr.read(recognizer, paper(compose([number(glyphs, "4071958")])))
+    assert result.text == "4071958"
+    assert len(result.lines) == 1
+    boxes = [d.box for d in result.lines[0].digits]
+    assert all(b[0] < b[2] and b[1] < b[3] for b in boxes)
+    assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
+    assert all(d.confidence > 0.6 for d in result.lines[0].digits)
+
+
+def test_touching_pair_is_split(recognizer, glyphs):
+    a, b = glyphs[2][0], glyphs[3][0]
+    # slide the 3 left until its strokes touch the 2's, then two pixels further
+    h = max(a.shape[0], b.shape[0])
+    canvas = np.zeros((h, a.shape[1] + b.shape[1]), bool)
+    ya = (h - a.shape[0]) // 2
+    canvas[ya:ya + a.shape[0], :a.shape[1]] = a > ocr.INK
+    yb = (h - b.shape[0]) // 2
+    x = ocrbench._touch_offset(canvas, b > ocr.INK, yb, a.shape[1])
+    assert x is not None
+    overlap = a.shape[1] - x + 2
+    row = [(glyphs[5][0], 0), (a, 0), (b, -14 - overlap), (glyphs[8][0], 0)]
+    ink = compose([row])
+    labels, n = ndimage.label(ink > ocr.INK, structure=np.ones((3, 3)))
+    assert n == 3  # the 2 and the 3 are one blob
+    result = ocr.read(recognizer, paper(ink))
+    assert result.text == "5238"
+
+
+def _pushed_into(a, b, extra):
+    """How far B must move left from just after A for the strokes to touch, plus EXTRA pixels."""
+    h = max(a.shape[0], b.shape[0])
+    canvas = np.zeros((h, a.shape[1] + b.shape[1]), bool)
+    ya = (h - a.shape[0]) // 2
+    canvas[ya:ya + a.shape[0], :a.shape[1]] = a > ocr.INK
+    x = ocrbench._touch_offset(canvas, b > ocr.INK, (h - b.shape[0]) // 2, a.shape[1])
+    assert x is not None
+    return a.shape[1] - x + extra
+
+
+@pytest.mark.parametrize("text, which_one, other, extra", [
+    ("19", 1, 0, 1),   # a 1 touching the 9 after it (read as one 8 with 5 cuts per line height)
+    ("19", 2, 0, 2),
+    ("61", 2, 0, 2),   # a 1 pushed into the 6 before it (read as one 6 with 5 cuts per line height)
+])
+def test_touching_one_is_split_off(recognizer, glyphs, text, which_one, other, extra):
+    """A 1 touching its neighbour is cut off and read, not swallowed by the neighbour."""
+    a, b = (glyphs[int(c)][which_one if c == "1" else other] for c in text)
+    row = [(glyphs[7][0], 0), (a, 0), (b, -14 - _pushed_into(a, b, extra)), (glyphs[0][0], 0)]
+    ink = compose([row])
+    assert ndimage.label(ink > ocr.INK, structure=np.ones((3, 3)))[1] == 3  # the pair is one blob
+    assert ocr.read(recognizer, paper(ink)).text == "7" + text + "0"
+
+
+def test_two_lines(recognizer, glyphs):
+    result = ocr.read(recognizer, paper(compose([number(glyphs, "1234"), number(glyphs, "98760", 1)])))
+    assert [line.text for line in result.lines] == ["1234", "98760"]
+    assert result.text == "1234\n98760"
+    assert result.lines[0].digits[0].box[3] < result.lines[1].digits[0].box[1]
+
+
+def test_broken_five_is_one_digit(recognizer, glyphs):
+    five = glyphs[5][0].copy()
+    # detach the hat: erase two rows just below the top bar, as when the bar is a separate stroke
+    rows = np.flatnonzero((five > 0.3).sum(1) > 0.5 * five.shape[1])
+    cut = rows[rows < five.shape[0] // 2].max() + 2
+    five[cut:cut + 3] = 0
+    assert ndimage.label(five > ocr.INK, structure=np.ones((3, 3)))[1] == 2
+    assert int(recognizer.predict_normalized(normalize_digit(five)[None]).argmax()) == 5
+    result = ocr.read(recognizer, paper(compose([[(glyphs[3][0], 0), (five, 0), (glyphs[7][0], 0)]])))
+    assert result.text == "357"
+
+
+def test_speck_and_underline_are_ignored(recognizer, glyphs):
+    ink = compose([number(glyphs, "6042")])
+    ink[8:11, 60:63] = 1.0                     # a speck above the line
+    ink[30:32, 5:8] = 1.0                      # another at the left edge
+    ink[-14:-11, 18:ink.shape[1] - 18] = 1.0  # an underline
+    result = ocr.read(recognizer, paper(ink))
+    assert result.text == "6042"
+
+
+def test_inverted_image(recognizer, glyphs):
+    result = ocr.read(recognizer, paper(compose([number(glyphs, "31415")]), inverted=True))
+    assert result.text == "31415"
+
+
+def test_empty_image_reads_nothing(recognizer):
+    for img in (Image.new("L", (200, 80), 230), Image.new("RGB", (50, 50), (0, 0, 0))):
+        result = ocr.read(recognizer, img)
+        assert result.lines == [] and result.text == ""
+        assert result.to_dict() == {"path": None, "text": "", "lines": []}
+
+
+def test_recognizer_read_and_json(recognizer, glyphs, tmp_path):
+    path = tmp_path / "n.png"
+    paper(compose([number(glyphs, "907")])).save(path)
+    d = recognizer.read(path).to_dict()
+    assert set(d) == {"path", "text", "lines"} and d["path"] == str(path) and d["text"] == "907"
+    assert set(d["lines"][0]) == {"text", "digits"}
+    digit = d["lines"][0]["digits"][0]
+    assert set(digit) == {"label", "confidence", "box"} and digit["label"] == "9"
+    assert len(digit["box"]) == 4 and 0 < digit["confidence"] <= 1
+    json.dumps(d)
+
+
+def test_unsure_digit_reads_as_question_mark(glyphs, recognizer):
+    strict = Recognizer.load(min_confidence=1.0)  # nothing is that sure
+    result = ocr.read(strict, paper(compose([number(glyphs, "42")])))
+    assert result.text == "??"
+    assert [d.guess for d in result.lines[0].digits] == [4, 2]
+
+
+def test_cli_ocr(glyphs, tmp_path, capsys):
+    path = tmp_path / "n.png"
+    paper(compose([number(glyphs, "2580")])).save(path)
+    overlay = tmp_path / "o.png"
+    assert main(["ocr", str(path), "--json", "--overlay", str(overlay)]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "2580"
+    assert Image.open(overlay).size == Image.open(path).size
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["ocr", str(path), str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "2580" in captured.out and "bad.png" in captured.err
+
+
+def test_bench_generator_is_deterministic_and_scored(mnist_test):
+    x, y = mnist_test
+    cfg = ocrbench.BenchConfig(n=4, length=(3, 10), touching_share=1.0, seed=7)
+    a = ocrbench.make_sample(x, y, 2, cfg)
+    b = ocrbench.make_sample(x, y, 2, cfg)
+    assert a.text == b.text and a.boxes == b.boxes
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert 3 <= len(a.text) <= 10 and a.touching
+    sep = ocrbench.make_sample(x, y, 0, ocrbench.BenchConfig(touching_share=0.0))
+    assert not sep.touching and len(sep.text) == 5
+    assert ocrbench.edit_alignment("12345", "12345") == (0, 5)
+    assert ocrbench.edit_alignment("12345", "1245") == (1, 4)
+    assert ocrbench.edit_alignment("12345", "12?45") == (1, 4)
+    assert ocrbench.parse_length("3-10") == (3, 10)
+
+
+def test_bench_cli_json(capsys):
+    assert main(["ocr-bench", "--n", "6", "--touching-share", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    groups = out["groups"]
+    assert groups["all"]["n"] == 6 == groups["separated"]["n"] + groups["touching"]["n"]
+    for key in ("sequence_accuracy", "digit_accuracy", "cer", "oracle_sequence_accuracy"):
+        assert 0.0 <= groups["all"][key] <= 1.0
+    assert groups["all"]["digit_accuracy"] > 0.7  # the bundled model, real OCR: far above chance

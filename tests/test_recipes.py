@@ -1,0 +1,105 @@
+"""Recipes resolve into a TrainConfig that is saved with the run; schedules, EMA and augmentation train."""
+
+import json
+
+import pytest
+import torch
+
+from digitrec import checkpoint
+from digitrec.cli import main
+from digitrec.config import TrainConfig
+from digitrec.errors import DigitrecError
+from digitrec.recipes import RECIPES, resolve
+from digitrec.train import fit, make_optimizer, make_scheduler
+
+QUIET = dict(log=lambda *_: None)
+
+
+def test_resolve_layers_defaults_recipe_and_overrides():
+    assert resolve() == TrainConfig()
+    fast = resolve("fast")
+    assert fast.recipe == "fast" and fast.schedule == "onecycle" and fast.batch_size == RECIPES["fast"]["batch_size"]
+    assert resolve("fast", batch_size=32, lr=None).batch_size == 32  # flags win, None means not given
+    best = resolve("best")
+    assert best.model == "strong_cnn" and best.ema > 0 and best.rotation > 0
+    with pytest.raises(DigitrecError, match="unknown recipe"):
+        resolve("fastest")
+    with pytest.raises(DigitrecError, match="unknown model"):
+        resolve("fast", model="vgg")
+    assert main(["train", "--schedule", "linear", "--limit", "100"]) == 2
+
+
+def test_cli_recipe_settings_are_saved_with_the_run(tmp_path):
+    out = tmp_path / "run"
+    rc = main(["train", "--recipe", "fast", "--limit", "500", "--epochs", "1", "--model", "mobilenet",
+               "--rotation", "5", "--out", str(out), "--no-report"])
+    assert rc == 0
+    saved = json.loads((out / "config.json").read_text())
+    expected = {**RECIPES["fast"], "recipe": "fast", "epochs": 1, "model": "mobilenet", "rotation": 5.0}
+    assert {k: saved[k] for k in expected} == expected
+    assert checkpoint.load(out / "best.pt")["config"] == saved
+    assert checkpoint.load(out / "best.pt")["model"] == "mobilenet"
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "exponential"])
+def test_schedules_move_the_learning_rate(schedule):
+    cfg = TrainConfig(schedule=schedule, epochs=2, lr=1e-3, lr_decay=0.5, warmup=0.25)
+    model = torch.nn.Linear(2, 2)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg, steps_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) <= 1e-3 * 1.0001 and lrs[-1] < lrs[5]
+    if schedule == "exponential":
+        assert lrs[10] == pytest.approx(0.5e-3)
+    else:
+        assert lrs[0] < lrs[5]  # warm-up
+
+
+def test_ema_augmentation_and_smoothing_train_and_save_ema_weights(tmp_path):
+    cfg = TrainConfig(limit=1500, val_split=300, epochs=2, batch_size=64, lr=2e-3, schedule="onecycle",
+                      ema=0.9, label_smoothing=0.1, rotation=8, shift=2, zoom=0.1)
+    best = fit(cfg, tmp_path, **QUIET)
+    ckpt, last = checkpoint.load(best), checkpoint.load(tmp_path / "last.pt")
+    assert ckpt["history"][-1]["val_acc"] >= 0.8
+    assert "train_state" not in ckpt and last["train_state"]["ema"] is not None
+    # the checkpoint carries the EMA weights, not the raw ones
+    raw = last["train_state"]["weights"]
+    assert any(not torch.equal(last["weights"][k], raw[k]) for k in raw)
+
+
+def test_resume_with_a_schedule_matches_an_uninterrupted_run(tmp_path):
+    cfg = TrainConfig(limit=1000, val_split=200, epochs=2, schedule="onecycle", ema=0.9, rotation=5, seed=2)
+    fit(cfg, tmp_path / "straight", **QUIET)
+    # the same run stopped after epoch 1: reproduce by training epoch 1 then resuming
+    import digitrec.train as train
+
+    calls = {"n": 0}
+    real = train.train_epoch
+
+    def stop_after_one(*a, **k):
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(*a, **k)
+
+    train.train_epoch = stop_after_one
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit(cfg, tmp_path / "resumed", **QUIET)
+    finally:
+        train.train_epoch = real
+    fit(TrainConfig(epochs=2), tmp_path / "resumed", resume=True, **QUIET)
+    a, b = checkpoint.load(tmp_path / "straight" / "last.pt"), checkpoint.load(tmp_path / "resumed" / "last.pt")
+    assert a["history"][-1]["val_acc"] == b["history"][-1]["val_acc"]
+    for k in a["weights"]:
+        torch.testing.assert_close(a["weights"][k], b["weights"][k])
+
+
+def test_resuming_a_fixed_schedule_with_other_epochs_is_refused(tmp_path):
+    fit(TrainConfig(limit=500, val_split=100, epochs=1, schedule="cosine"), tmp_path, **QUIET)
+    with pytest.raises(DigitrecError, match="--epochs 1"):
+        fit(TrainConfig(epochs=3), tmp_path, resume=True, **QUIET)
