@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
     p.set_defaults(func=cmd_ensemble)
+
     p = sub.add_parser("serve", help="run the web page and REST API",
                        description="Serve the drawing page (/) and the REST API (/v1/predict, /v1/ocr, "
                                    "/v1/model, /healthz; OpenAPI docs at /docs) with uvicorn.")

@@ -19,7 +19,6 @@ beside the project. These datasets are never downloaded.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import DataError, DigitrecError
+from .mnist import read_file
 
 # SHA-256 of each file as distributed (../shared/datasets/<name>/SHA256SUMS).
 SHA256 = {
@@ -105,16 +105,8 @@ def check_counts(path: Path, labels: np.ndarray) -> None:
         raise DataError(f"{path}: class counts {counts} differ from the published {expected}")
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = Path(path).read_bytes()
-        return gzip.decompress(raw) if str(path).endswith(".gz") else raw
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({e})") from e
-
-
 def _text_lines(path: Path) -> list[str]:
-    data = _read_bytes(path)
+    data = read_file(path)
     try:
         return data.decode("ascii").splitlines()
     except UnicodeDecodeError as e:
@@ -285,15 +277,21 @@ def _read_verified(name: str, fname: str, data_dir) -> Path:
     return path
 
 
-def load_usps(data_dir=None, normalization: str = "mnist") -> dict:
-    """USPS: 7,291 train + 2,007 test, verified."""
+def _load_train_test(name: str, files: dict[str, str], parse, data_dir, normalization: str) -> dict:
+    """{'train', 'test'} from one verified file each, parsed, class-counted and brought to MNIST form."""
     out = {}
-    for split, fname in (("train", "zip.train.gz"), ("test", "zip.test.gz")):
-        path = _read_verified("usps", fname, data_dir)
-        ink, labels = parse_usps(path)
+    for split, fname in files.items():
+        path = _read_verified(name, fname, data_dir)
+        ink, labels = parse(path)
         check_counts(path, labels)
         out[split] = (to_mnist_form(ink, normalization), labels)
     return out
+
+
+def load_usps(data_dir=None, normalization: str = "mnist") -> dict:
+    """USPS: 7,291 train + 2,007 test, verified."""
+    return _load_train_test("usps", {"train": "zip.train.gz", "test": "zip.test.gz"}, parse_usps,
+                            data_dir, normalization)
 
 
 def semeion_split(labels: np.ndarray, seed: int = SEMEION_SEED, test_fraction: float = SEMEION_TEST_FRACTION):
@@ -320,13 +318,8 @@ def load_semeion(data_dir=None, normalization: str = "mnist") -> dict:
 
 def load_optdigits(data_dir=None, normalization: str = "mnist") -> dict:
     """optdigits 32×32 bitmaps: 1,934 train (optdigits-orig.tra), 1,797 writer-independent test."""
-    out = {}
-    for split, fname in (("train", "optdigits-orig.tra"), ("test", "optdigits-orig.windep")):
-        path = _read_verified("optdigits", fname, data_dir)
-        ink, labels = parse_optdigits(path)
-        check_counts(path, labels)
-        out[split] = (to_mnist_form(ink, normalization), labels)
-    return out
+    return _load_train_test("optdigits", {"train": "optdigits-orig.tra", "test": "optdigits-orig.windep"},
+                            parse_optdigits, data_dir, normalization)
 
 
 # ---------------------------------------------------------------- a user's own digits
