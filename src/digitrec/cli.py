@@ -8,6 +8,7 @@ inside the subcommand that needs them, so `digitrec --help` is instant.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -90,7 +91,9 @@ def _evaluate(ckpt_path: Path, out: Path, dataset, data_dir, limit: int) -> dict
     cfg = ckpt["config"]
     ev = evaluate_checkpoint(ckpt_path, dataset or cfg.get("dataset", "mnist"),
                              data_dir or cfg.get("data_dir"), limit)
-    page = report.write(out, ev.metrics, ev.images, ev.labels, ev.probs, ckpt.get("history", []),
+    run_history = Path(ckpt_path).parent / "history.json"  # the whole run, not just up to the chosen epoch
+    history = json.loads(run_history.read_text()) if run_history.is_file() else ckpt.get("history", [])
+    page = report.write(out, ev.metrics, ev.images, ev.labels, ev.probs, history,
                         cfg, classification_text(ev.labels, ev.preds))
     print(classification_text(ev.labels, ev.preds))
     print(f"test accuracy {ev.metrics['test_accuracy']:.4f} ({ev.metrics['errors']} errors in "
@@ -317,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # progress lines show up at once in logs and pipes too
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         return args.func(args)
     except DigitrecError as e:

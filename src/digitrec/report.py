@@ -130,12 +130,13 @@ def write(out: Path, metrics: dict, images, labels, probs, history: list[dict], 
     sections = []
     acc = metrics["test_accuracy"]
     verdict = "meets" if acc >= PAPER_ACCURACY else "is below"
+    of_epochs = f" of {len(history)} (chosen on validation accuracy)" if history else ""
     sections.append(
         f"<h2>Summary</h2><p class=big>Test accuracy <b>{acc:.2%}</b> "
         f"({metrics['errors']} errors in {metrics['n_test']:,}) on <code>{html.escape(metrics['dataset'])}</code>; "
         f"the paper reports 98.4%, so this {verdict} it.</p>"
         f"<p>Model <code>{html.escape(metrics['model'])}</code>, {metrics['parameters']:,} parameters, "
-        f"{metrics['epochs']} epochs; checkpoint <code>{html.escape(metrics['checkpoint'])}</code>.</p>"
+        f"checkpoint of epoch {metrics['epochs']}{of_epochs}: <code>{html.escape(metrics['checkpoint'])}</code>.</p>"
     )
     sections.append(f"<h2>Classification report</h2><pre>{html.escape(class_report)}</pre>")
     sections.append(f"<h2>Confusion matrix</h2>{_img(out / 'confusion_matrix.png')}")
