@@ -20,7 +20,7 @@ paper: install
 
 # Debian's chromium for the browser test (Playwright never downloads a browser here).
 browser:
-	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; } \
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
 	  || echo "warning: could not install chromium; the browser test will fail"
 
 test: install-dev browser

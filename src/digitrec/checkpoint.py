@@ -10,7 +10,7 @@ A checkpoint is a plain dict saved with `torch.save` and loaded with
   calibration   {"temperature"}: probabilities = softmax(logits / temperature)
   metrics       the latest epoch's figures; history, every epoch's
   epoch         epochs completed
-  optimizer, rng  training state for --resume (absent from slim, shipped files)
+  optimizer, rng, train_state  training state for --resume (absent from slim, shipped files)
 Writes are atomic (temporary file, then rename), so an interrupted save never
 leaves a half-written checkpoint.
 """
@@ -63,5 +63,5 @@ def build_model(ckpt: dict) -> torch.nn.Module:
 
 
 def slim(ckpt: dict) -> dict:
-    """The checkpoint without training state (optimizer, RNG): what inference needs."""
-    return {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "format")}
+    """The checkpoint without training state (optimizer, RNG, live weights under EMA): what inference needs."""
+    return {k: v for k, v in ckpt.items() if k not in ("optimizer", "rng", "train_state", "format")}

@@ -185,6 +185,12 @@ def cmd_ocr_bench(args) -> int:
                    args.save_failures, args.data_dir, args.min_confidence)
 
 
+def _add_test_set_args(p: argparse.ArgumentParser, default: str | None, default_text: str) -> None:
+    p.add_argument("--dataset", default=default, help=f"test set (default: {default_text})")
+    p.add_argument("--data-dir", help="folder with the dataset files")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -202,9 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Score a checkpoint on a test set and write metrics.json, plots and report.html.")
     p.add_argument("checkpoint", help="a .pt checkpoint written by digitrec train")
     p.add_argument("--out", help="report folder (default: the checkpoint's folder)")
-    p.add_argument("--dataset", help="test set (default: the one it was trained on)")
-    p.add_argument("--data-dir", help="folder with the dataset files")
-    p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
+    _add_test_set_args(p, None, "the one it was trained on")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("ensemble", help="evaluate the mean of several checkpoints' probabilities",
@@ -213,9 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoints", nargs="+", help=".pt checkpoints written by digitrec train")
     p.add_argument("--tta", action="store_true", help="also average over shifted and rotated views of each image")
     p.add_argument("--out", default="runs/ensemble", help="report folder (default: runs/ensemble)")
-    p.add_argument("--dataset", default="mnist", help="test set (default: mnist)")
-    p.add_argument("--data-dir", help="folder with the dataset files")
-    p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
+    _add_test_set_args(p, "mnist", "mnist")
     p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("serve", help="run the web page and REST API",

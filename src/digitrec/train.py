@@ -247,8 +247,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
             _write_history(out, history)
             if not select_on_val or val_acc > best_acc:
                 best_acc = val_acc
-                checkpoint.save(out / "best.pt", {k: v for k, v in checkpoint.slim(ckpt).items()
-                                                  if k != "train_state"})
+                checkpoint.save(out / "best.pt", checkpoint.slim(ckpt))
             checkpoint.save(out / "last.pt", ckpt)  # last: a crash before this leaves the previous epoch
     except KeyboardInterrupt:
         done = len(history)
