@@ -1,7 +1,6 @@
 """The IDX reader, checksums, data-directory search and mirror download of mnist.py."""
 
 import gzip
-import shutil
 import struct
 
 import numpy as np

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from digitrec.preprocess import preprocess
 from digitrec.recognizer import DEFAULT_MODEL, Prediction, Recognizer

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 
 from . import checkpoint, datasets
-from .train import predict_logits, to_input
+from .evaluation import calibrated_probs
 
 DEFAULT_DATASETS = ("mnist", "usps", "semeion", "optdigits")
 
@@ -31,19 +30,15 @@ def trained_on(ckpt: dict) -> str:
 
 def cross_evaluate(checkpoints, names=DEFAULT_DATASETS, data_dir=None, limit: int = 0, log=print) -> dict:
     """Accuracy of each checkpoint on each dataset's test set (the first `limit` images when set)."""
-    tests = {}
-    for name in names:
-        test = datasets.load(name, data_dir)["test"]
-        tests[name] = test.subset(torch.arange(min(limit, len(test)))) if limit else test
+    tests = {name: datasets.load(name, data_dir)["test"].head(limit) for name in names}
     rows = []
     for path in checkpoints:
         ckpt = checkpoint.load(path)
         model = checkpoint.build_model(ckpt)
-        norm = ckpt["normalization"]
         row = {"checkpoint": str(path), "model": ckpt["model"], "trained_on": trained_on(ckpt),
                "accuracy": {}, "errors": {}}
         for name, test in tests.items():
-            preds = predict_logits(model, to_input(test.images, norm["mean"], norm["std"])).argmax(1)
+            preds = calibrated_probs(ckpt, test.images, model).argmax(1)
             wrong = int((preds != test.labels).sum())
             row["accuracy"][name] = 1 - wrong / len(test)
             row["errors"][name] = wrong

@@ -30,6 +30,10 @@ class Split:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return Split(self.images[idx], self.labels[idx])
 
+    def head(self, n: int) -> "Split":
+        """The first n images (all of them when n is 0): what --limit keeps."""
+        return self.subset(torch.arange(min(n, len(self)))) if n else self
+
 
 def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
@@ -127,9 +131,7 @@ def prepare(name: str, data_dir=None, val_split: int = 5000, limit: int = 0, see
         if train is test:  # a pool (folder, CSV): hold out a seeded fifth as its test set
             tr, te = stratified_holdout(train.labels, max(1, len(train) // 5), seed)
             train, test = train.subset(tr), train.subset(te)
-        if limit:
-            train = train.subset(torch.arange(min(limit, len(train))))
-            test = test.subset(torch.arange(min(limit, len(test))))
+        train, test = train.head(limit), test.head(limit)
         trains.append(train)
         weights.append(w)
         tests[n] = test

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint, datasets
-from .evaluation import Evaluation, score
+from .evaluation import Evaluation, calibrated_probs, score
 from .models import count_parameters
-from .train import predict_logits, to_input
 
 # fixed TTA views: (rotation degrees, shift x px, shift y px)
 TTA_VIEWS = ((0, 0, 0), (5, 0, 0), (-5, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
@@ -39,11 +38,9 @@ def _view(x: torch.Tensor, degrees: float, dx: float, dy: float, background: flo
 def member_probs(ckpt: dict, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
     """N×10 calibrated probabilities of one checkpoint on uint8 images N×28×28 (mean over TTA views)."""
     model = checkpoint.build_model(ckpt)
-    mean, std = ckpt["normalization"]["mean"], ckpt["normalization"]["std"]
-    x = to_input(images, mean, std)
-    temperature = ckpt["calibration"]["temperature"]
+    background = -ckpt["normalization"]["mean"] / ckpt["normalization"]["std"]
     views = TTA_VIEWS if tta else TTA_VIEWS[:1]
-    probs = [F.softmax(predict_logits(model, _view(x, *v, background=-mean / std)) / temperature, dim=1)
+    probs = [calibrated_probs(ckpt, images, model, lambda x, v=v: _view(x, *v, background=background))
              for v in views]
     return torch.stack(probs).mean(0)
 
@@ -52,9 +49,7 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
                       tta: bool = False) -> Evaluation:
     """Score the ensemble of the checkpoints at `paths` on a test set, like evaluation.evaluate_checkpoint."""
     ckpts = [checkpoint.load(p) for p in paths]
-    test = datasets.load(dataset, data_dir)["test"]
-    if limit:
-        test = test.subset(torch.arange(min(limit, len(test))))
+    test = datasets.load(dataset, data_dir)["test"].head(limit)
     probs = torch.stack([member_probs(c, test.images, tta) for c in ckpts]).mean(0).numpy()
     labels = test.labels.numpy()
     metrics = {

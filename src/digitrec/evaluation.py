@@ -48,15 +48,24 @@ def classification_text(labels: np.ndarray, preds: np.ndarray) -> str:
     return classification_report(labels, preds, labels=list(range(10)), digits=4, zero_division=0)
 
 
+def calibrated_probs(ckpt: dict, images: torch.Tensor, model=None, transform=None) -> torch.Tensor:
+    """N×10 probabilities of a checkpoint on uint8 images N×28×28, with its normalization and temperature.
+
+    `model` saves rebuilding it; `transform` maps the normalized batch first (test-time views).
+    """
+    model = model if model is not None else checkpoint.build_model(ckpt)
+    norm = ckpt["normalization"]
+    x = to_input(images, norm["mean"], norm["std"])
+    if transform is not None:
+        x = transform(x)
+    return F.softmax(predict_logits(model, x) / ckpt["calibration"]["temperature"], dim=1)
+
+
 def evaluate_checkpoint(path, dataset: str = "mnist", data_dir=None, limit: int = 0) -> Evaluation:
     ckpt = checkpoint.load(path)
     model = checkpoint.build_model(ckpt)
-    test = datasets.load(dataset, data_dir)["test"]
-    if limit:
-        test = test.subset(torch.arange(min(limit, len(test))))
-    norm = ckpt["normalization"]
-    logits = predict_logits(model, to_input(test.images, norm["mean"], norm["std"]))
-    probs = F.softmax(logits / ckpt["calibration"]["temperature"], dim=1).numpy()
+    test = datasets.load(dataset, data_dir)["test"].head(limit)
+    probs = calibrated_probs(ckpt, test.images, model).numpy()
     labels = test.labels.numpy()
     metrics = {
         "model": ckpt["model"],

@@ -73,9 +73,7 @@ def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0
         log(f"warning: the tuning examples cover only digits {sorted(torch.unique(tune.labels).tolist())}")
     x_tune, x_hold = (to_input(s.images, norm["mean"], norm["std"]) for s in (tune, hold))
     mnist_data = datasets.load("mnist")
-    mnist_test = mnist_data["test"]
-    if mnist_limit:
-        mnist_test = mnist_test.subset(torch.arange(min(mnist_limit, len(mnist_test))))
+    mnist_test = mnist_data["test"].head(mnist_limit)
     x_mnist_test = to_input(mnist_test.images, norm["mean"], norm["std"])
     y_mnist_test = mnist_test.labels
 

@@ -83,7 +83,7 @@ def locate(name: str, files, data_dir=None) -> Path:
     raise DataError(
         f"{name} was not found: looked for {', '.join(files)} in "
         + ", ".join(str(d) for d in dict.fromkeys(candidates))
-        + f". Put the publisher's files in a folder and pass --data-dir FOLDER (or set DIGITREC_DATA); "
+        + ". Put the publisher's files in a folder and pass --data-dir FOLDER (or set DIGITREC_DATA); "
         "this dataset is not downloaded automatically."
     )
 
