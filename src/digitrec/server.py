@@ -228,7 +228,7 @@ def check_image_bytes(data: bytes, max_pixels: int) -> None:
 
 
 async def _read_input(request: Request, limits: Limits, allow_pixels: bool):
-    """The request's input: image bytes (checked) or a 28×28 float32 array in [0, 1]."""
+    """The request's input: image bytes (checked) or a 28×28 float32 array (0-255 or [0, 1])."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
         body = await request.body()
@@ -237,8 +237,7 @@ async def _read_input(request: Request, limits: Limits, allow_pixels: bool):
         except ValidationError as e:
             raise ApiError(422, "invalid_json", _validation_message(e.errors())) from e
         if getattr(payload, "pixels", None) is not None:
-            a = np.asarray(payload.pixels, dtype=np.float32)
-            return a / 255.0 if a.max() > 1.0 else a
+            return np.asarray(payload.pixels, dtype=np.float32)  # the Recognizer reads 0-255 or [0, 1]
         data = _b64(payload.image)
     elif ctype == "multipart/form-data":
         try:
