@@ -26,6 +26,7 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(REGISTRY))
     ap.add_argument("--recipe", default="fast")
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="override the recipe's learning rate")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-train", action="store_true", help="parameters and MFLOPs only")
@@ -37,12 +38,12 @@ def main() -> None:
         model = create_model(name)
         row = {"model": name, "parameters": count_parameters(model), "mflops": flops_per_image(model) / 1e6}
         if not a.no_train:
-            cfg = resolve(a.recipe, model=name, epochs=a.epochs, limit=a.limit, threads=a.threads or None)
+            cfg = resolve(a.recipe, model=name, epochs=a.epochs, lr=a.lr, limit=a.limit, threads=a.threads or None)
             with tempfile.TemporaryDirectory() as tmp:
                 best = fit(cfg, tmp)
                 ev = evaluate_checkpoint(best, limit=a.limit)
                 import torch
-                hist = torch.load(best, weights_only=True)["history"]
+                hist = torch.load(best.parent / "last.pt", weights_only=True)["history"]  # every epoch
             row.update(recipe=a.recipe, epochs=cfg.epochs, train_seconds=sum(h["epoch_time"] for h in hist),
                        images_per_s=hist[-1]["images_per_s"], selected_epoch=ev.metrics["epochs"],
                        test_accuracy=ev.metrics["test_accuracy"])

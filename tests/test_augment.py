@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from digitrec import checkpoint
-from digitrec.augment import Augment, affine_theta
+from digitrec.augment import Augment, affine_theta, stroke_width
 from digitrec.train import predict_logits, to_input
 
 
@@ -29,8 +29,8 @@ def test_identity_matrix_resamples_exactly(x):
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("kw", [dict(rotation=15), dict(shift=3), dict(zoom=0.15), dict(elastic=2.0),
-                                dict(rotation=10, shift=2.5, zoom=0.1, elastic=1.5)])
+@pytest.mark.parametrize("kw", [dict(rotation=15), dict(shift=3), dict(zoom=0.15), dict(elastic=2.0), dict(stroke=0.8),
+                                dict(rotation=10, shift=2.5, zoom=0.1, elastic=1.5, stroke=0.5)])
 def test_shape_range_and_seeded_determinism(x, kw):
     aug = Augment(**kw)
     a, b, c = aug(x, gen(7)), aug(x, gen(7)), aug(x, gen(8))
@@ -55,9 +55,21 @@ def test_shift_moves_the_centre_of_ink_by_at_most_the_shift(x):
     assert ratio.min() > 0.9
 
 
+def test_stroke_width_thickens_and_thins_by_the_drawn_amount(x):
+    n = len(x)
+    ink = x.sum((1, 2, 3))
+    thick = stroke_width(x, 1.0, gen(0))
+    t = (torch.rand(n, generator=gen(0)) * 2 - 1)  # the same draws stroke_width made
+    grown, shrunk = thick.sum((1, 2, 3)) > ink + 1, thick.sum((1, 2, 3)) < ink - 1
+    assert (grown == (t > 0)).float().mean() > 0.95 and (shrunk == (t < 0)).float().mean() > 0.95
+    full = stroke_width(x, 0.0, gen(0))
+    torch.testing.assert_close(full, x)
+    assert torch.equal(stroke_width(torch.zeros(3, 1, 28, 28), 1.0, gen(1)), torch.zeros(3, 1, 28, 28))
+
+
 def test_background_is_kept_after_normalization():
     blank = torch.full((4, 1, 28, 28), -0.4242)
-    out = Augment(rotation=20, shift=3, zoom=0.2, background=-0.4242)(blank, gen(0))
+    out = Augment(rotation=20, shift=3, zoom=0.2, stroke=1.0, background=-0.4242)(blank, gen(0))
     torch.testing.assert_close(out, blank)
 
 

@@ -55,6 +55,12 @@ def test_paper_cnn_flops_match_hand_count():
     assert count_parameters(create_model("paper_cnn")) == 225_034
 
 
+def test_fast_cnn_is_small():
+    model = create_model("fast_cnn")
+    assert count_parameters(model) == 29_434
+    assert flops_per_image(model) == 2 * (28 * 28 * 16 * 25 + 14 * 14 * 32 * 16 * 9 + 7 * 7 * 64 * 32 * 9 + 576 * 10)
+
+
 def test_new_models_are_registered_and_bigger_in_compute():
     assert {"paper_cnn", "resnet", "mobilenet", "strong_cnn"} <= set(REGISTRY)
     base = flops_per_image(create_model("paper_cnn"))

@@ -9,6 +9,7 @@ from digitrec import checkpoint
 from digitrec.cli import main
 from digitrec.config import TrainConfig
 from digitrec.errors import DigitrecError
+from digitrec.evaluation import evaluate_checkpoint
 from digitrec.recipes import RECIPES, resolve
 from digitrec.train import fit, make_optimizer, make_scheduler
 
@@ -21,7 +22,7 @@ def test_resolve_layers_defaults_recipe_and_overrides():
     assert fast.recipe == "fast" and fast.schedule == "onecycle" and fast.batch_size == RECIPES["fast"]["batch_size"]
     assert resolve("fast", batch_size=32, lr=None).batch_size == 32  # flags win, None means not given
     best = resolve("best")
-    assert best.model == "strong_cnn" and best.ema > 0 and best.rotation > 0
+    assert best.model == "fast_cnn_wide" and best.ema > 0 and best.rotation > 0
     with pytest.raises(DigitrecError, match="unknown recipe"):
         resolve("fastest")
     with pytest.raises(DigitrecError, match="unknown model"):
@@ -103,3 +104,14 @@ def test_resuming_a_fixed_schedule_with_other_epochs_is_refused(tmp_path):
     fit(TrainConfig(limit=500, val_split=100, epochs=1, schedule="cosine"), tmp_path, **QUIET)
     with pytest.raises(DigitrecError, match="--epochs 1"):
         fit(TrainConfig(epochs=3), tmp_path, resume=True, **QUIET)
+
+
+def test_fast_recipe_learns_in_one_epoch_on_a_slice(tmp_path):
+    """The `fast` recipe as the CLI runs it (fast_cnn, one one-cycle epoch) on 18,000 images: a real accuracy gate."""
+    out = tmp_path / "fast"
+    args = ["--recipe", "fast", "--limit", "20000", "--val-split", "2000", "--out", str(out), "--no-report"]
+    assert main(["train", *args]) == 0
+    ckpt = checkpoint.load(out / "best.pt")
+    assert ckpt["model"] == "fast_cnn" and ckpt["config"]["epochs"] == 1
+    assert ckpt["history"][-1]["val_acc"] >= 0.96, ckpt["history"]
+    assert evaluate_checkpoint(out / "best.pt", limit=2000).metrics["test_accuracy"] >= 0.96

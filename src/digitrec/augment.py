@@ -1,4 +1,5 @@
-"""Data augmentation on whole batches of tensors: random affine (rotation, shift, zoom) and elastic distortion.
+"""Data augmentation on whole batches of tensors: random affine (rotation, shift, zoom), elastic distortion
+and stroke width (thicker or thinner pen).
 
 Every transform acts on a float batch N×1×H×W at once through `F.affine_grid` /
 `F.grid_sample` (no per-image Python, no torchvision), draws its randomness from
@@ -58,6 +59,18 @@ def elastic_offsets(n: int, size: int, alpha: float, sigma: float,
     return (smooth * alpha * 2 / size).permute(0, 2, 3, 1)
 
 
+def stroke_width(x: torch.Tensor, magnitude: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Thicken or thin the strokes of a batch (ink > 0 on a 0 background), per image at random.
+
+    Each image gets t from U(-magnitude, magnitude), at most 1: t > 0 blends towards a
+    3×3 grey dilation (a pen about 2 px wider at t = 1), t < 0 towards a 3×3 grey erosion.
+    """
+    t = _uniform(x.shape[0], min(magnitude, 1.0), generator).view(-1, 1, 1, 1)
+    grown = F.max_pool2d(x, 3, 1, 1)
+    shrunk = -F.max_pool2d(-x, 3, 1, 1)
+    return x + t.clamp_min(0) * (grown - x) + (-t).clamp_min(0) * (shrunk - x)
+
+
 @dataclass
 class Augment:
     """Random affine (+ optional elastic) augmentation of a normalized batch; call it on N×1×H×W."""
@@ -67,14 +80,19 @@ class Augment:
     zoom: float = 0.0          # max relative zoom either way
     elastic: float = 0.0       # elastic displacement scale in pixels (0 = off)
     elastic_sigma: float = 4.0  # elastic smoothness in pixels
+    stroke: float = 0.0        # max stroke-width change either way (0..1, see stroke_width; 0 = off)
     background: float = 0.0    # value of a blank pixel (after normalization)
 
     @property
     def active(self) -> bool:
-        return any((self.rotation, self.shift, self.zoom, self.elastic))
+        return any((self.rotation, self.shift, self.zoom, self.elastic, self.stroke))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if not self.active:
+            return x
+        if self.stroke:
+            x = stroke_width(x - self.background, self.stroke, generator) + self.background
+        if not any((self.rotation, self.shift, self.zoom, self.elastic)):
             return x
         n, _, h, w = x.shape
         theta = affine_theta(n, self.rotation, self.shift, self.zoom, h, generator)

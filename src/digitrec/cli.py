@@ -34,6 +34,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "label_smoothing": "label smoothing", "ema": "EMA decay of the weights (0 = off)",
         "rotation": "augmentation: max rotation (degrees)", "shift": "augmentation: max shift (pixels)",
         "zoom": "augmentation: max relative zoom", "elastic": "augmentation: elastic scale (pixels, 0 = off)",
+        "stroke": "augmentation: max pen-width change, 0..1 (0 = off)",
         "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
     }
     for f in fields(TrainConfig):
@@ -41,7 +42,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
             kind = type(getattr(defaults, f.name)) if f.name != "data_dir" else str
             p.add_argument("--" + f.name.replace("_", "-"), type=_yes_no if kind is bool else kind,
                            default=None, help=f"{help_text[f.name]} (default: {getattr(defaults, f.name)})")
-    p.add_argument("--recipe", help="named recipe (fast, best, paper_plus, paper); other flags override it")
+    p.add_argument("--recipe", help="named recipe (fast, fast_plus, paper_plus, best, paper); other flags override it")
 
 
 def _yes_no(text: str) -> bool:

@@ -45,6 +45,7 @@ class TrainConfig:
     zoom: float = 0.0             # augmentation: max relative zoom either way (0.1 = 90%..110%)
     elastic: float = 0.0          # augmentation: elastic distortion scale in pixels (0 = off)
     elastic_sigma: float = 4.0    # augmentation: elastic smoothness (Gaussian std in pixels)
+    stroke: float = 0.0           # augmentation: max pen-width change either way, 0..1 (1 = about ±2 px; 0 = off)
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
 

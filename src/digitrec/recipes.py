@@ -21,14 +21,19 @@ AUGMENT = dict(rotation=10.0, shift=2.5, zoom=0.1)  # the usual MNIST affine ran
 RECIPES: dict[str, dict] = {
     # the paper's settings, stated explicitly (= no recipe)
     "paper": dict(),
-    # reach 99.0% test accuracy soonest: the paper's small CNN, larger batch, a short one-cycle schedule
-    "fast": dict(model="paper_cnn", epochs=2, batch_size=128, lr=4e-3, schedule="onecycle", warmup=0.25),
+    # reach 99.0% test accuracy soonest: a tiny BN CNN, one epoch of one-cycle at a high LR, label smoothing
+    "fast": dict(model="fast_cnn", epochs=1, batch_size=128, lr=1e-2, schedule="onecycle", warmup=0.25,
+                 label_smoothing=0.1),
+    # reach 99.5% within 3 min on 2 cores: a slightly wider tiny BN CNN, 5 epochs, mild augmentation
+    "fast_plus": dict(model="fast_cnn_wide", epochs=5, batch_size=128, lr=1e-2, schedule="onecycle", warmup=0.25,
+                      label_smoothing=0.1, rotation=5.0, shift=2.0),
     # the paper's exact architecture, trained better: augmentation, one-cycle, label smoothing, EMA
     "paper_plus": dict(model="paper_cnn", epochs=15, batch_size=128, lr=3e-3, schedule="onecycle", warmup=0.2,
                        label_smoothing=0.1, ema=0.999, **AUGMENT),
-    # best single-model accuracy within about 30 min of CPU: BN+dropout CNN, augmentation, one-cycle, EMA
-    "best": dict(model="strong_cnn", epochs=20, batch_size=128, lr=3e-3, schedule="onecycle", warmup=0.2,
-                 weight_decay=1e-2, label_smoothing=0.1, ema=0.999, **AUGMENT),
+    # best single-model accuracy measured within 30 min of 2-core CPU: the wide tiny BN CNN, 18 epochs,
+    # augmentation, one-cycle, label smoothing, EMA (99.59% in 11 min; docs/training.md)
+    "best": dict(model="fast_cnn_wide", epochs=18, batch_size=128, lr=1e-2, schedule="onecycle", warmup=0.2,
+                 label_smoothing=0.1, ema=0.999, **AUGMENT),
 }
 
 

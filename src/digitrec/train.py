@@ -76,7 +76,7 @@ def make_ema(model: torch.nn.Module, decay: float):
 
 def make_augment(cfg: TrainConfig) -> Augment | None:
     """The configured augmentation (blank pixels keep the normalized background), or None when all is off."""
-    aug = Augment(cfg.rotation, cfg.shift, cfg.zoom, cfg.elastic, cfg.elastic_sigma,
+    aug = Augment(cfg.rotation, cfg.shift, cfg.zoom, cfg.elastic, cfg.elastic_sigma, cfg.stroke,
                   background=(0.0 - cfg.input_mean) / cfg.input_std)
     return aug if aug.active else None
 
