@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from digitrec import checkpoint
-from digitrec.augment import Augment, affine_theta, stroke_width
+from digitrec.augment import Augment, affine_theta, stroke_width, touching_pairs
 from digitrec.train import predict_logits, to_input
 
 
@@ -87,3 +87,20 @@ def test_labels_are_preserved(tiny_run, mnist_test):
     plain = (predict_logits(model, x).argmax(1).numpy() == y).mean()
     acc = (predict_logits(model, augmented).argmax(1).numpy() == y).mean()
     assert plain > 0.9 and acc > plain - 0.1, (plain, acc)
+
+
+def test_touching_pairs_are_two_digits_framed_as_one(x):
+    out = touching_pairs(x, 64, gen(5))
+    again = touching_pairs(x, 64, gen(5))
+    assert out.shape == (64, 1, 28, 28) and torch.equal(out, again) and torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1 + 1e-5
+
+    def aspect(imgs):  # width / height of the ink's box
+        m = imgs.squeeze(1) > 0.3
+        w = m.any(1).float().sum(1)
+        h = m.any(2).float().sum(1)
+        return w / h
+
+    # a pair fills the 20-px box by its width, single MNIST digits by their height
+    assert aspect(out).median() > 1.0 and aspect(x).median() < 0.9
+    assert (out.squeeze(1) > 0.3).any(2).float().sum(1).median() <= 21  # width within the 20-px box

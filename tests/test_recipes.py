@@ -115,3 +115,34 @@ def test_fast_recipe_learns_in_one_epoch_on_a_slice(tmp_path):
     assert ckpt["model"] == "fast_cnn" and ckpt["config"]["epochs"] == 1
     assert ckpt["history"][-1]["val_acc"] >= 0.96, ckpt["history"]
     assert evaluate_checkpoint(out / "best.pt", limit=2000).metrics["test_accuracy"] >= 0.96
+
+
+def test_reject_class_trains_an_eleventh_output_that_exports_as_ten_digits(tmp_path):
+    """--reject: touching pairs become an 11th class; probabilities keep 10 digits and drop for a pair."""
+    from digitrec.augment import touching_pairs
+    from digitrec.evaluation import calibrated_probs
+    from digitrec.export import export
+    from digitrec.recognizer import Recognizer
+    from digitrec.train import to_input
+
+    cfg = TrainConfig(limit=6000, val_split=1000, epochs=2, batch_size=64, lr=3e-3, schedule="onecycle",
+                      model="fast_cnn", reject=0.15, seed=0)
+    best = fit(cfg, tmp_path, **QUIET)
+    ckpt = checkpoint.load(best)
+    assert ckpt["model_kwargs"] == {"num_classes": 11}
+    assert checkpoint.build_model(ckpt)(torch.zeros(2, 1, 28, 28)).shape == (2, 11)
+    from digitrec import datasets
+
+    test = datasets.load("mnist")["test"].head(500)
+    single = calibrated_probs(ckpt, test.images)
+    assert single.shape == (500, 10)
+    assert (single.argmax(1) == test.labels).float().mean() > 0.9
+    pairs = touching_pairs(to_input(test.images, 0.0, 1.0), 500, torch.Generator().manual_seed(1))
+    pair_images = (pairs.squeeze(1) * 255).round().clamp(0, 255).to(torch.uint8)
+    merged = calibrated_probs(ckpt, pair_images)
+    assert merged.max(1).values.median() < 0.5 < single.max(1).values.median()
+    onnx_path = export(best, tmp_path / "m.onnx")
+    rec = Recognizer.load(onnx_path)
+    probs = rec.predict_normalized(pair_images[:50].numpy().astype("float32") / 255)
+    assert probs.shape == (50, 10)
+    torch.testing.assert_close(torch.from_numpy(probs), merged[:50], atol=1e-4, rtol=1e-3)

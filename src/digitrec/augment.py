@@ -102,3 +102,39 @@ class Augment:
         out = F.grid_sample(x - self.background, grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)
         return out + self.background if self.background else out
+
+
+def touching_pairs(x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+                   background: float = 0.0) -> torch.Tensor:
+    """k images of two of the batch's digits side by side, touching or overlapping, framed like one digit.
+
+    The second digit is placed so that its ink starts between 4 px left of the first's
+    right edge and 1 px right of it; the pair is then scaled into MNIST's 20-px box
+    (aspect kept) and centred on its box, as OCR crops of two merged digits look.
+    These are the examples of the "not one digit" class (`TrainConfig.reject`).
+    """
+    n, _, h, w = x.shape
+    ink = (x - background).clamp_min(0)
+    a = ink[torch.randint(n, (k,), generator=generator)]
+    b = ink[torch.randint(n, (k,), generator=generator)]
+    cols_a, cols_b = (a > 0.2).any(2).squeeze(1), (b > 0.2).any(2).squeeze(1)  # k×w
+    right_a = w - 1 - cols_a.flip(1).float().argmax(1)
+    left_b = cols_b.float().argmax(1)
+    overlap = torch.randint(-1, 5, (k,), generator=generator)
+    offset = (right_a - left_b - overlap).clamp(4, w)
+    canvas = torch.zeros(k, 1, h, 2 * w)
+    canvas[..., :w] = a
+    for o in offset.unique().tolist():
+        m = offset == o
+        canvas[m, :, :, o:o + w] = torch.maximum(canvas[m, :, :, o:o + w], b[m])
+    rows, cols = (canvas > 0.2).any(3).squeeze(1), (canvas > 0.2).any(2).squeeze(1)
+    y0, y1 = rows.float().argmax(1), h - rows.flip(1).float().argmax(1)
+    x0, x1 = cols.float().argmax(1), 2 * w - cols.flip(1).float().argmax(1)
+    scale = 20.0 / torch.maximum(x1 - x0, y1 - y0).float()  # output px per canvas px
+    cx, cy = (x0 + x1).float() / 2, (y0 + y1).float() / 2
+    zero = torch.zeros(k)
+    theta = torch.stack([torch.stack([w / (scale * 2 * w), zero, cx / w - 1], 1),
+                         torch.stack([zero, h / (scale * h), 2 * cy / h - 1], 1)], 1)
+    grid = F.affine_grid(theta, [k, 1, h, w], align_corners=False)
+    smooth = F.avg_pool2d(canvas, 3, 1, 1, count_include_pad=False)  # shrinking ~2×: low-pass first
+    return F.grid_sample(smooth, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background

@@ -51,6 +51,9 @@ def classification_text(labels: np.ndarray, preds: np.ndarray) -> str:
 def calibrated_probs(ckpt: dict, images: torch.Tensor, model=None, transform=None) -> torch.Tensor:
     """N×10 probabilities of a checkpoint on uint8 images N×28×28, with its normalization and temperature.
 
+    A model with the "not one digit" class (`TrainConfig.reject`) has an 11th output; its
+    share of the softmax is left out, so such a row sums to less than 1.
+
     `model` saves rebuilding it; `transform` maps the normalized batch first (test-time views).
     """
     model = model if model is not None else checkpoint.build_model(ckpt)
@@ -58,7 +61,7 @@ def calibrated_probs(ckpt: dict, images: torch.Tensor, model=None, transform=Non
     x = to_input(images, norm["mean"], norm["std"])
     if transform is not None:
         x = transform(x)
-    return F.softmax(predict_logits(model, x) / ckpt["calibration"]["temperature"], dim=1)
+    return F.softmax(predict_logits(model, x) / ckpt["calibration"]["temperature"], dim=1)[:, :10]
 
 
 def evaluate_checkpoint(path, dataset: str = "mnist", data_dir=None, limit: int = 0) -> Evaluation:

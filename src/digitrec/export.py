@@ -5,6 +5,8 @@ The graph:   pixels  float32 N×1×28×28, in [0, 1], ink high (the MNIST-normal
           -> (pixels - mean) / std        the checkpoint's input normalization
           -> the network                  -> logits  N×10 (uncalibrated)
           -> softmax(logits / T)          -> probs   N×10 (calibrated, temperature T)
+A model trained with the "not one digit" class has 11 logits: the softmax runs over all
+11 and both outputs keep the 10 digits, so its probs sum to less than 1 for a merged pair.
 The batch axis is dynamic. Everything a user of the file needs travels in the model's
 metadata_props under the key "digitrec" as JSON: model name, normalization, calibration
 (temperature, ECE before/after), metrics, training config, and how it was made.
@@ -43,7 +45,7 @@ class Calibrated(torch.nn.Module):
             x = x / self.std
         logits = self.net(x)
         scaled = logits / self.temperature if self.temperature != 1.0 else logits
-        return torch.softmax(scaled, dim=1), logits
+        return torch.softmax(scaled, dim=1)[:, :10], logits[:, :10]  # the digits (an 11th, reject, output is dropped)
 
 
 def _jsonable(obj):

@@ -24,11 +24,19 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint, datasets
-from .augment import Augment
+from .augment import Augment, touching_pairs
 from .calibration import calibrate
 from .config import TrainConfig
 from .errors import DigitrecError
 from .models import count_parameters, create_model
+
+
+NOT_ONE_DIGIT = 10  # the label of the optional 11th class (TrainConfig.reject): two digits, not one
+
+
+def model_kwargs(cfg: TrainConfig) -> dict:
+    """Constructor arguments of the configured model: an 11th output when the reject class is on."""
+    return {"num_classes": NOT_ONE_DIGIT + 1} if cfg.reject else {}
 
 
 def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -82,13 +90,15 @@ def make_augment(cfg: TrainConfig) -> Augment | None:
 
 
 def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, scheduler=None, ema=None,
-                augment=None, label_smoothing: float = 0.0, channels_last: bool = False) -> tuple[float, float]:
+                augment=None, label_smoothing: float = 0.0, channels_last: bool = False,
+                reject: float = 0.0, background: float = 0.0) -> tuple[float, float]:
     """One shuffled pass over (x, y). Returns mean loss and accuracy.
 
     The epoch's order is drawn once and the data gathered once into that order, so
     each batch is a contiguous slice (no per-batch fancy indexing); running sums stay
     tensors, read once at the end. Optional per batch: augmentation (drawing from
-    `generator` after the order), an LR scheduler step and an EMA update.
+    `generator` after the order), a `reject` share of the batch replaced by touching
+    pairs labelled NOT_ONE_DIGIT, an LR scheduler step and an EMA update.
     """
     model.train()
     n = len(y)
@@ -103,6 +113,10 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, 
         xb, yb = xs[i * batch_size : (i + 1) * batch_size], ys[i * batch_size : (i + 1) * batch_size]
         if augment is not None:
             xb = augment(xb, generator)
+        if reject:
+            k = max(1, round(reject * len(yb)))
+            xb = torch.cat([xb[:-k], touching_pairs(xb, k, generator, background)])
+            yb = torch.cat([yb[:-k], torch.full((k,), NOT_ONE_DIGIT, dtype=yb.dtype)])
         logits = model(xb.contiguous(memory_format=fmt))
         loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -187,7 +201,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
     x_val = to_input(data["val"].images, cfg.input_mean, cfg.input_std)
     y_train, y_val = data["train"].labels, data["val"].labels
 
-    model = create_model(cfg.model)
+    model = create_model(cfg.model, **model_kwargs(cfg))
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg)
@@ -223,7 +237,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
             loss, acc = train_epoch(model, optimizer, x_train, y_train, cfg.batch_size, shuffle,
                                     desc=f"epoch {epoch}/{cfg.epochs}", scheduler=scheduler, ema=ema,
                                     augment=augment, label_smoothing=cfg.label_smoothing,
-                                    channels_last=cfg.channels_last)
+                                    channels_last=cfg.channels_last, reject=cfg.reject,
+                                    background=(0.0 - cfg.input_mean) / cfg.input_std)
             train_time = time.perf_counter() - t0
             validated = ema.module if ema is not None else model
             val_loss, val_acc = evaluate(validated, x_val, y_val)
@@ -235,7 +250,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
             log(f"epoch {epoch}/{cfg.epochs}  loss {loss:.4f}  acc {acc:.4f}  val_loss {val_loss:.4f}  "
                 f"val_acc {val_acc:.4f}  {train_time:.1f}s ({row['images_per_s']:.0f} img/s)")
             ckpt = dict(
-                model=cfg.model, model_kwargs={}, weights=validated.state_dict(), config=cfg.to_dict(),
+                model=cfg.model, model_kwargs=model_kwargs(cfg), weights=validated.state_dict(), config=cfg.to_dict(),
                 normalization={"mean": cfg.input_mean, "std": cfg.input_std},
                 calibration={"temperature": 1.0}, metrics=row, history=history, epoch=epoch,
                 optimizer=optimizer.state_dict(),
