@@ -82,10 +82,15 @@ def make_ema(model: torch.nn.Module, decay: float):
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def blank_value(cfg: TrainConfig) -> float:
+    """What a blank (0) pixel becomes after the configured input normalization."""
+    return (0.0 - cfg.input_mean) / cfg.input_std
+
+
 def make_augment(cfg: TrainConfig) -> Augment | None:
     """The configured augmentation (blank pixels keep the normalized background), or None when all is off."""
     aug = Augment(cfg.rotation, cfg.shift, cfg.zoom, cfg.elastic, cfg.elastic_sigma, cfg.stroke,
-                  background=(0.0 - cfg.input_mean) / cfg.input_std)
+                  background=blank_value(cfg))
     return aug if aug.active else None
 
 
@@ -238,7 +243,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
                                     desc=f"epoch {epoch}/{cfg.epochs}", scheduler=scheduler, ema=ema,
                                     augment=augment, label_smoothing=cfg.label_smoothing,
                                     channels_last=cfg.channels_last, reject=cfg.reject,
-                                    background=(0.0 - cfg.input_mean) / cfg.input_std)
+                                    background=blank_value(cfg))
             train_time = time.perf_counter() - t0
             validated = ema.module if ema is not None else model
             val_loss, val_acc = evaluate(validated, x_val, y_val)
