@@ -14,3 +14,11 @@ class DataError(DigitrecError):
 
 class ImageError(DigitrecError):
     """An input image cannot be decoded or is refused (too large, not an image)."""
+
+
+class EmptyImageError(ImageError):
+    """The image has no bytes or no pixels."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image is over a limit on its bytes or pixels (a possible decompression bomb)."""

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .errors import ImageError
+from .errors import EmptyImageError, ImageError, ImageTooLargeError
 
 MAX_PIXELS = 40_000_000      # refuse images declaring more pixels than this (decompression bombs)
 MAX_FILE_BYTES = 64 << 20    # refuse files larger than this before decoding
@@ -74,7 +74,7 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
     """
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
-            raise ImageError(f"image too large: {source.width}×{source.height} pixels (limit {max_pixels:,})")
+            raise ImageTooLargeError(f"image too large: {source.width}×{source.height} pixels (limit {max_pixels:,})")
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source)
@@ -87,7 +87,7 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
             raise ImageError(f"{name}: not a file")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
+            raise ImageTooLargeError(f"{name}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
         try:
             data = path.read_bytes()
         except OSError as e:
@@ -95,36 +95,21 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if len(data) > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: file too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
+            raise ImageTooLargeError(f"{name}: file too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
     elif hasattr(source, "read"):
         data = source.read(MAX_FILE_BYTES + 1)
         if not isinstance(data, bytes):
             raise ImageError(f"{name}: the file object must be opened in binary mode")
         if len(data) > MAX_FILE_BYTES:
-            raise ImageError(f"{name}: file too large (limit {MAX_FILE_BYTES:,} bytes)")
+            raise ImageTooLargeError(f"{name}: file too large (limit {MAX_FILE_BYTES:,} bytes)")
     else:
         raise ImageError(f"cannot read an image from a {type(source).__name__}; "
                          "give a path, bytes, a file object, a PIL image or a numpy array")
-    if not data:
-        raise ImageError(f"{name}: empty file (0 bytes)")
+    im = open_image(data, name, max_pixels)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            if im.width * im.height > max_pixels:
-                raise ImageError(f"{name}: image too large: {im.width}×{im.height} pixels declared "
-                                 f"(limit {max_pixels:,}); refused as a possible decompression bomb")
-            if draft_side and im.format == "JPEG":
-                im.draft(None, (draft_side, draft_side))
-            im.load()
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name}: image too large; refused as a possible decompression bomb ({e})") from e
-    except UnidentifiedImageError as e:
-        kind = "text, not an image" if _looks_like_text(data) else "not a recognized image format"
-        raise ImageError(f"{name}: cannot decode: {kind} "
-                         "(PNG, JPEG, BMP, GIF, TIFF and WebP are supported)") from e
+        if draft_side and im.format == "JPEG":
+            im.draft(None, (draft_side, draft_side))
+        im.load()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as e:
         msg = str(e) or type(e).__name__
         hint = "truncated" if "truncat" in msg.lower() or isinstance(e, EOFError) else "corrupt"
@@ -134,6 +119,35 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
             return ImageOps.exif_transpose(im) or im
     except Exception:  # a broken EXIF block must not lose an otherwise good image
         pass
+    return im
+
+
+def open_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open image bytes from their header alone, decoding no pixel (PIL's lazy `Image.open`).
+
+    Raises EmptyImageError (zero bytes or pixels), ImageTooLargeError (more than
+    `max_pixels` declared: a possible decompression bomb) or ImageError (not an image in
+    a known format, or a corrupt header), each with a message for a person.
+    """
+    if not data:
+        raise EmptyImageError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageTooLargeError(f"{name}: image too large; refused as a possible decompression bomb ({e})") from e
+    except UnidentifiedImageError as e:
+        kind = "text, not an image" if _looks_like_text(data) else "not a recognized image format"
+        raise ImageError(f"{name}: cannot decode: {kind} "
+                         "(PNG, JPEG, BMP, GIF, TIFF and WebP are supported)") from e
+    except Exception as e:  # PIL raises many types on hostile headers; all mean "not an image"
+        raise ImageError(f"{name}: cannot decode: the image header is corrupt ({type(e).__name__}: {e})") from e
+    if im.width * im.height > max_pixels:
+        raise ImageTooLargeError(f"{name}: image too large: {im.width}×{im.height} pixels declared "
+                                 f"(limit {max_pixels:,}); refused as a possible decompression bomb")
+    if im.width == 0 or im.height == 0:
+        raise EmptyImageError(f"{name}: the image has no pixels ({im.width}×{im.height})")
     return im
 
 
