@@ -108,33 +108,77 @@ def touching_pairs(x: torch.Tensor, k: int, generator: torch.Generator | None = 
                    background: float = 0.0) -> torch.Tensor:
     """k images of two of the batch's digits side by side, touching or overlapping, framed like one digit.
 
-    The second digit is placed so that its ink starts between 4 px left of the first's
-    right edge and 1 px right of it; the pair is then scaled into MNIST's 20-px box
-    (aspect kept) and centred on its box, as OCR crops of two merged digits look.
-    These are the examples of the "not one digit" class (`TrainConfig.reject`).
+    The second digit (moved up or down by up to 2 px) slides in from the right until
+    the two inks touch (8-connected), then 0-3 px further, so that it may overlap the
+    first one as far as their shapes allow (a 1 under the roof of a 7); the pair is then
+    scaled into MNIST's 20-px box (aspect kept) and centred on its box, as OCR crops of
+    two merged digits look. These are the examples of the "not one digit" class
+    (`TrainConfig.reject`).
     """
     n, _, h, w = x.shape
     ink = (x - background).clamp_min(0)
     a = ink[torch.randint(n, (k,), generator=generator)]
     b = ink[torch.randint(n, (k,), generator=generator)]
-    cols_a, cols_b = (a > 0.2).any(2).squeeze(1), (b > 0.2).any(2).squeeze(1)  # k×w
-    right_a = w - 1 - cols_a.flip(1).float().argmax(1)
-    left_b = cols_b.float().argmax(1)
-    overlap = torch.randint(-1, 5, (k,), generator=generator)
-    offset = (right_a - left_b - overlap).clamp(4, w)
+    dy = torch.randint(-2, 3, (k,), generator=generator)
+    for d in dy.unique().tolist():
+        b[dy == d] = torch.roll(b[dy == d], d, dims=2)
+    grown_a = F.max_pool2d((a > 0.2).float(), 3, 1, 1).squeeze(1) > 0  # k×h×w
+    mask_b = (b > 0.2).squeeze(1)
+    touch = torch.stack([(grown_a[..., o:] & mask_b[..., :w - o]).flatten(1).any(1) for o in range(w)], 1)
+    o_touch = (w - 1 - touch.flip(1).float().argmax(1)).where(touch.any(1), torch.full((k,), w))  # rightmost
+    left_a, left_b = (a > 0.2).any(2).squeeze(1).float().argmax(1), mask_b.any(1).float().argmax(1)
+    push = torch.randint(0, 4, (k,), generator=generator)
+    offset = torch.maximum(o_touch - push, left_a - left_b + 2).clamp(1, w)  # b's ink starts right of a's
     canvas = torch.zeros(k, 1, h, 2 * w)
     canvas[..., :w] = a
     for o in offset.unique().tolist():
         m = offset == o
         canvas[m, :, :, o:o + w] = torch.maximum(canvas[m, :, :, o:o + w], b[m])
+    return _frame(canvas, h, w) + background
+
+
+def fragments(x: torch.Tensor, k: int, generator: torch.Generator | None = None,
+              background: float = 0.0) -> torch.Tensor:
+    """k pieces of the batch's digits, cut off by a slanted line, framed like one digit.
+
+    The cut crosses the digit's ink between 30% and 70% of its width, leaning up to
+    0.5 px sideways per px down, and one side (left or right at random) is kept, then
+    scaled into MNIST's 20-px box as an OCR crop of a digit cut in two looks. The second
+    kind of "not one digit" example (`TrainConfig.reject`), so that cutting a wide digit
+    in OCR does not give confident half-digits.
+    """
+    n, _, h, w = x.shape
+    ink = (x - background).clamp_min(0)[torch.randint(n, (k,), generator=generator)]
+    cols = (ink > 0.2).any(2).squeeze(1)
+    left = cols.float().argmax(1).float()
+    right = (w - 1 - cols.flip(1).float().argmax(1)).float()
+    at = left + (right - left) * (0.3 + 0.4 * torch.rand(k, generator=generator))
+    slant = _uniform(k, 0.5, generator)
+    keep_left = torch.rand(k, generator=generator) < 0.5
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) - h / 2
+    line = at.view(k, 1, 1) + slant.view(k, 1, 1) * ys  # k×h×1: x of the cut in each row
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
+    keep = torch.where(keep_left.view(k, 1, 1), xs <= line, xs > line)
+    piece = ink * keep.unsqueeze(1)
+    empty = (piece > 0.2).flatten(1).sum(1) < 3  # a cut that left (almost) nothing: keep the other side
+    piece[empty] = (ink * ~keep.unsqueeze(1))[empty]
+    return _frame(piece, h, w) + background
+
+
+def _frame(canvas: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Ink on a k×1×h×W canvas scaled into MNIST's 20-px box (aspect kept), centred in h×w."""
+    k, W = canvas.shape[0], canvas.shape[-1]
+    if k == 0:
+        return canvas.new_zeros(0, 1, h, w)
     rows, cols = (canvas > 0.2).any(3).squeeze(1), (canvas > 0.2).any(2).squeeze(1)
     y0, y1 = rows.float().argmax(1), h - rows.flip(1).float().argmax(1)
-    x0, x1 = cols.float().argmax(1), 2 * w - cols.flip(1).float().argmax(1)
-    scale = 20.0 / torch.maximum(x1 - x0, y1 - y0).float()  # output px per canvas px
+    x0, x1 = cols.float().argmax(1), W - cols.flip(1).float().argmax(1)
+    scale = 20.0 / torch.maximum(x1 - x0, y1 - y0).clamp_min(1).float()  # output px per canvas px
     cx, cy = (x0 + x1).float() / 2, (y0 + y1).float() / 2
     zero = torch.zeros(k)
-    theta = torch.stack([torch.stack([w / (scale * 2 * w), zero, cx / w - 1], 1),
+    theta = torch.stack([torch.stack([w / (scale * W), zero, 2 * cx / W - 1], 1),
                          torch.stack([zero, h / (scale * h), 2 * cy / h - 1], 1)], 1)
     grid = F.affine_grid(theta, [k, 1, h, w], align_corners=False)
-    smooth = F.avg_pool2d(canvas, 3, 1, 1, count_include_pad=False)  # shrinking ~2×: low-pass first
-    return F.grid_sample(smooth, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+    smooth = F.avg_pool2d(canvas, 3, 1, 1, count_include_pad=False)  # shrinking a lot: low-pass first
+    canvas = torch.where((scale < 0.75).view(k, 1, 1, 1), smooth, canvas)
+    return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

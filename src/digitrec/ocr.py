@@ -47,6 +47,9 @@ OVERLAP = 4.0            # penalty per unit of column overlap beyond half betwee
 SLANT = 0.6              # straight cuts lean up to this many pixels sideways per pixel down
 CUTS = 7.0               # candidate cuts kept per line height of a component's width
 SPLIT_WIDTH = 0.95       # components at least this many line heights wide are candidates for cutting
+FLAG_WIDTH = 0.45        # ... and narrower ones from this width on that the model calls "not one digit"
+FLAG = 0.5               # ... that is, whose ten digit probabilities sum to less than this (a model
+                         #   trained with a reject class, `digitrec train --reject`; others sum to 1)
 MAX_WIDTH = 1.35         # no digit is wider than this many line heights
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
 MAX_MARKS = 1500         # more separate marks than this is not a few lines of digits (and too slow)
@@ -330,16 +333,18 @@ def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
     return _Candidate(first, last, (int(x0), int(y0), int(x0 + w), int(y0 + h)), crop, penalty)
 
 
-def _plan_line(line: list[_Comp], small: set[int], ink: np.ndarray, h_line: float):
+def _plan_line(line: list[_Comp], small: set[int], ink: np.ndarray, h_line: float, flagged: set[int]):
     """Atoms of a line and every candidate digit made of neighbouring atoms."""
     line = sorted(line, key=lambda c: c.cx)
     small = {id(c) for c in line if id(c) in small}
     atoms: list[_Atom] = []
     for i, c in enumerate(line):
         local = ink[c.y0:c.y1, c.x0:c.x1] * c.mask
-        # only a component wider than most single digits is cut: the classifier is often sure
-        # of a fragment too, so cutting everything would split good digits
-        cuts = _seams(local, h_line) if id(c) not in small and c.w >= SPLIT_WIDTH * h_line else []
+        # only a component wider than most single digits, or one the model calls "not one digit",
+        # is cut: the classifier is often sure of a fragment too, so cutting everything would
+        # split good digits
+        wide = c.w >= SPLIT_WIDTH * h_line or id(c) in flagged
+        cuts = _seams(local, h_line) if id(c) not in small and wide else []
         edges = [None] + cuts + [None]
         for left, right in zip(edges[:-1], edges[1:]):
             atoms.append(_Atom(i, left, right))
@@ -396,6 +401,22 @@ def _best_path(n_atoms: int, cands: list[_Candidate], costs: list[float], skip: 
             chosen.append(items[i][3])
         i = prev[i]
     return chosen[::-1]
+
+
+def _not_one_digit(recognizer, lines, heights, small_ids, ink) -> set[int]:
+    """ids of the components narrower than SPLIT_WIDTH that the model reads as "not one digit"."""
+    comps, crops = [], []
+    for line, h_line in zip(lines, heights):
+        for c in line:
+            if id(c) not in small_ids and FLAG_WIDTH * h_line <= c.w < SPLIT_WIDTH * h_line:
+                cand = _candidate([c], [_Atom(0, None, None)], 0, 0, ink, h_line, set())
+                if cand is not None and cand.crop is not None:
+                    comps.append(c)
+                    crops.append(cand.crop)
+    if not crops:
+        return set()
+    total = recognizer.predict_normalized(np.stack(crops)).sum(1)
+    return {id(c) for c, t in zip(comps, total) if t < FLAG}
 
 
 def ink_map(image) -> tuple[np.ndarray, float, float]:
@@ -455,11 +476,12 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         if best is not None:
             best.append(c)
     small_ids = {id(c) for c in small}
-    plans = []
+    heights = []
     for line in lines:
         tall = [c.h for c in line if id(c) not in small_ids]
-        h_line = float(np.median([h for h in tall if h >= 0.6 * max(tall)]))  # not pieces of digits
-        plans.append(_plan_line(line, small_ids, ink, h_line))
+        heights.append(float(np.median([h for h in tall if h >= 0.6 * max(tall)])))  # not pieces of digits
+    flagged = _not_one_digit(recognizer, lines, heights, small_ids, ink)
+    plans = [_plan_line(line, small_ids, ink, h, flagged) for line, h in zip(lines, heights)]
     crops = [c.crop for _, cands, _ in plans for c in cands if c.crop is not None]
     probs = recognizer.predict_normalized(np.stack(crops)) if crops else np.zeros((0, 10), np.float32)
     min_conf = float(getattr(recognizer, "min_confidence", 0.6))
@@ -478,7 +500,9 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         digits = []
         for k in _best_path(len(atoms), cands, costs, skip):
             p, (x0, y0, x1, y1) = pick[k], cands[k].box
-            guess, conf = int(p.argmax()), float(p.max())
+            # chosen as a digit, so its confidence is that of the best digit among the ten (the
+            # probabilities of a model with a reject class sum to less than 1)
+            guess, conf = int(p.argmax()), float(p.max() / max(float(p.sum()), 1e-9))
             box = [int(x0 * sx), int(y0 * sy), int(math.ceil(x1 * sx)), int(math.ceil(y1 * sy))]
             digits.append(OcrDigit(str(guess) if conf >= min_conf else "?", conf, box, guess))
         if digits:

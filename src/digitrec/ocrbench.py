@@ -211,7 +211,7 @@ def score(recognizer, samples, progress: bool = True) -> dict:
         probs = recognizer.predict_normalized(
             np.stack([c if c is not None else np.zeros((28, 28), np.float32) for c in crops]))
         min_conf = float(getattr(recognizer, "min_confidence", 0.6))  # '?' as the OCR does
-        oracle = "".join(str(int(p.argmax())) if p.max() >= min_conf else "?" for p in probs)
+        oracle = "".join(str(int(p.argmax())) if p.max() >= min_conf * p.sum() else "?" for p in probs)
         dist, matched = edit_alignment(s.text, pred.replace("\n", ""))
         rows.append({"truth": s.text, "pred": pred, "touching": s.touching, "edits": dist,
                      "matched": matched, "oracle": oracle,
