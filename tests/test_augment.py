@@ -1,10 +1,11 @@
 """Batched augmentation: shapes, identity at zero magnitude, determinism under a seed, label preservation."""
 
 import pytest
+import numpy as np
 import torch
 
 from digitrec import checkpoint
-from digitrec.augment import Augment, affine_theta, fragments, stroke_width, touching_pairs
+from digitrec.augment import Augment, affine_theta, stroke_width, touching_pairs
 from digitrec.train import predict_logits, to_input
 
 
@@ -104,18 +105,13 @@ def test_touching_pairs_are_two_digits_framed_as_one(x):
     # a pair fills the 20-px box by its width, single MNIST digits by their height
     assert aspect(out).median() > 1.0 and aspect(x).median() < 0.9
     assert (out.squeeze(1) > 0.3).any(2).float().sum(1).median() <= 21  # width within the 20-px box
+    # slid in until the inks touch: the pair's ink is one piece about as often as single digits' is
+    from scipy import ndimage
+
+    pieces = lambda imgs: [ndimage.label(m, structure=np.ones((3, 3)))[1] for m in (imgs.squeeze(1) > 0.2).numpy()]
+    one = lambda imgs: np.mean([p == 1 for p in pieces(imgs)])
+    assert one(out) >= one(x[:64]) - 0.15, (one(out), one(x[:64]))
 
 
-def test_fragments_are_cut_off_pieces_framed_as_one_digit(x):
-    out = fragments(x, 64, gen(6))
-    assert out.shape == (64, 1, 28, 28) and torch.equal(out, fragments(x, 64, gen(6))) and torch.isfinite(out).all()
-    assert out.min() >= 0 and out.max() <= 1 + 1e-5
-    m, whole = out.squeeze(1) > 0.3, x.squeeze(1) > 0.3
-    assert m.flatten(1).any(1).all()  # never an empty piece
-    extent = lambda on: on.shape[1] - on.float().argmax(1) - on.flip(1).float().argmax(1)  # first to last
-    box = torch.maximum(extent(m.any(1)), extent(m.any(2)))
-    assert (box >= 18).float().mean() > 0.9 and box.max() <= 22  # rescaled into the 20-px box
-    # a piece is narrower for its height than the digits it came from (the cut is roughly vertical)
-    aspect = lambda mm: (extent(mm.any(1)) / extent(mm.any(2))).float().median()
-    assert aspect(m) < 0.8 * aspect(whole), (aspect(m), aspect(whole))
-    assert fragments(x, 0).shape == touching_pairs(x, 0).shape == (0, 1, 28, 28)  # a batch with no room for them
+def test_no_room_for_pairs_gives_an_empty_batch(x):
+    assert touching_pairs(x, 0).shape == (0, 1, 28, 28)

@@ -137,34 +137,6 @@ def touching_pairs(x: torch.Tensor, k: int, generator: torch.Generator | None = 
     return _frame(canvas, h, w) + background
 
 
-def fragments(x: torch.Tensor, k: int, generator: torch.Generator | None = None,
-              background: float = 0.0) -> torch.Tensor:
-    """k pieces of the batch's digits, cut off by a slanted line, framed like one digit.
-
-    The cut crosses the digit's ink between 30% and 70% of its width, leaning up to
-    0.5 px sideways per px down, and one side (left or right at random) is kept, then
-    scaled into MNIST's 20-px box as an OCR crop of a digit cut in two looks. The second
-    kind of "not one digit" example (`TrainConfig.reject`), so that cutting a wide digit
-    in OCR does not give confident half-digits.
-    """
-    n, _, h, w = x.shape
-    ink = (x - background).clamp_min(0)[torch.randint(n, (k,), generator=generator)]
-    cols = (ink > 0.2).any(2).squeeze(1)
-    left = cols.float().argmax(1).float()
-    right = (w - 1 - cols.flip(1).float().argmax(1)).float()
-    at = left + (right - left) * (0.3 + 0.4 * torch.rand(k, generator=generator))
-    slant = _uniform(k, 0.5, generator)
-    keep_left = torch.rand(k, generator=generator) < 0.5
-    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1) - h / 2
-    line = at.view(k, 1, 1) + slant.view(k, 1, 1) * ys  # k×h×1: x of the cut in each row
-    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
-    keep = torch.where(keep_left.view(k, 1, 1), xs <= line, xs > line)
-    piece = ink * keep.unsqueeze(1)
-    empty = (piece > 0.2).flatten(1).sum(1) < 3  # a cut that left (almost) nothing: keep the other side
-    piece[empty] = (ink * ~keep.unsqueeze(1))[empty]
-    return _frame(piece, h, w) + background
-
-
 def _frame(canvas: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """Ink on a k×1×h×W canvas scaled into MNIST's 20-px box (aspect kept), centred in h×w."""
     k, W = canvas.shape[0], canvas.shape[-1]

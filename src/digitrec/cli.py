@@ -36,7 +36,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "zoom": "augmentation: max relative zoom", "elastic": "augmentation: elastic scale (pixels, 0 = off)",
         "stroke": "augmentation: max pen-width change, 0..1 (0 = off)",
         "reject": "share of each batch made of touching pairs, an 11th 'not one digit' class (0 = off)",
-        "fragments": "share of the --reject examples that are cut-off pieces of one digit instead of pairs",
         "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
     }
     for f in fields(TrainConfig):

@@ -48,7 +48,6 @@ class TrainConfig:
     stroke: float = 0.0           # augmentation: max pen-width change either way, 0..1 (1 = about ±2 px; 0 = off)
     reject: float = 0.0           # share of each batch replaced by two touching digits, labelled as an 11th
                                   #   class "not one digit" (for OCR: merged digits get a low probability); 0 = off
-    fragments: float = 0.0        # share of those "not one digit" examples that are cut-off pieces of one digit
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoint, datasets
-from .augment import Augment, fragments, touching_pairs
+from .augment import Augment, touching_pairs
 from .calibration import calibrate
 from .config import TrainConfig
 from .errors import DigitrecError
@@ -96,15 +96,14 @@ def make_augment(cfg: TrainConfig) -> Augment | None:
 
 def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, scheduler=None, ema=None,
                 augment=None, label_smoothing: float = 0.0, channels_last: bool = False,
-                reject: float = 0.0, fragment_share: float = 0.0, background: float = 0.0) -> tuple[float, float]:
+                reject: float = 0.0, background: float = 0.0) -> tuple[float, float]:
     """One shuffled pass over (x, y). Returns mean loss and accuracy.
 
     The epoch's order is drawn once and the data gathered once into that order, so
     each batch is a contiguous slice (no per-batch fancy indexing); running sums stay
     tensors, read once at the end. Optional per batch: augmentation (drawing from
     `generator` after the order), a `reject` share of the batch replaced by touching
-    pairs and (`fragment_share` of them) cut-off pieces of digits, labelled NOT_ONE_DIGIT,
-    an LR scheduler step and an EMA update.
+    pairs labelled NOT_ONE_DIGIT, an LR scheduler step and an EMA update.
     """
     model.train()
     n = len(y)
@@ -121,9 +120,7 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, 
             xb = augment(xb, generator)
         if reject:
             k = max(1, round(reject * len(yb)))
-            kf = round(fragment_share * k)
-            xb = torch.cat([xb[:-k], touching_pairs(xb, k - kf, generator, background),
-                            fragments(xb, kf, generator, background)])
+            xb = torch.cat([xb[:-k], touching_pairs(xb, k, generator, background)])
             yb = torch.cat([yb[:-k], torch.full((k,), NOT_ONE_DIGIT, dtype=yb.dtype)])
         logits = model(xb.contiguous(memory_format=fmt))
         loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
@@ -245,7 +242,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
             loss, acc = train_epoch(model, optimizer, x_train, y_train, cfg.batch_size, shuffle,
                                     desc=f"epoch {epoch}/{cfg.epochs}", scheduler=scheduler, ema=ema,
                                     augment=augment, label_smoothing=cfg.label_smoothing,
-                                    channels_last=cfg.channels_last, reject=cfg.reject, fragment_share=cfg.fragments,
+                                    channels_last=cfg.channels_last, reject=cfg.reject,
                                     background=blank_value(cfg))
             train_time = time.perf_counter() - t0
             validated = ema.module if ema is not None else model
