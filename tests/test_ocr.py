@@ -131,6 +131,20 @@ def test_touching_one_is_split_off(recognizer, glyphs, text, which_one, other, e
     assert ocr.read(recognizer, paper(ink)).text == "7" + text + "0"
 
 
+def test_narrow_pair_the_model_calls_not_one_digit_is_cut(recognizer, glyphs, monkeypatch):
+    """A 1 pushed deep into a 4: a blob narrower than SPLIT_WIDTH, cut only because the
+    bundled model (with its "not one digit" class) doubts it is one digit."""
+    a, b = glyphs[1][0], glyphs[4][0]
+    ink = compose([[(glyphs[7][0], 0), (a, 0), (b, -14 - _pushed_into(a, b, 4)), (glyphs[0][0], 0)]])
+    labels, n = ndimage.label(ink > ocr.INK, structure=np.ones((3, 3)))
+    assert n == 3
+    pair = max(ndimage.find_objects(labels), key=lambda s: s[1].stop - s[1].start)  # the widest blob
+    assert pair[1].stop - pair[1].start < ocr.SPLIT_WIDTH * (pair[0].stop - pair[0].start)  # not wide
+    assert ocr.read(recognizer, paper(ink)).text == "7140"
+    monkeypatch.setattr(ocr, "FLAG", 0.0)  # never flagged: the 1 is swallowed by the 4
+    assert ocr.read(recognizer, paper(ink)).text == "740"
+
+
 def test_two_lines(recognizer, glyphs):
     result = ocr.read(recognizer, paper(compose([number(glyphs, "1234"), number(glyphs, "98760", 1)])))
     assert [line.text for line in result.lines] == ["1234", "98760"]

@@ -7,9 +7,10 @@ digits and classifies each cut with the recognizer, in one batch per image:
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in;
 3. per line, components are ordered left to right; those wider than most single digits
-   (touching or overlapping digits) get candidate cuts: least-ink paths from top to
-   bottom, which may bend around strokes, and straight cuts at several slants; the
-   pieces between cuts are "atoms";
+   (touching or overlapping digits), and narrower ones that a model with a reject class
+   (`digitrec train --reject`) calls "not one digit", get candidate cuts: least-ink paths
+   from top to bottom, which may bend around strokes, and straight cuts at several
+   slants; the pieces between cuts are "atoms";
 4. every run of neighbouring atoms that could be one digit (width, gaps; whole
    components whose columns overlap, as broken strokes do) is normalized like MNIST
    (`preprocess.normalize_digit`) and classified;
@@ -20,10 +21,12 @@ digits and classifies each cut with the recognizer, in one batch per image:
 
 Writing taller than about 64 px is scaled down first (MNIST digits are 20 px), which
 also bounds the work on large images. Known limit: the classifier is often as sure of a
-fragment or of two touching digits as of one digit (a 1 leaning on a 4 reads as a 4),
-so touching pairs are read less reliably than separated digits (docs/ocr.md).
+fragment as of one digit, and a model without a reject class also of two touching
+digits (a 1 leaning on a 4 reads as a 4), so touching pairs are read less reliably than
+separated digits (docs/ocr.md).
 
-A digit whose probability is below the recognizer's `min_confidence` reads as '?'.
+A digit whose probability among the ten digits is below the recognizer's
+`min_confidence` reads as '?'.
 This module knows nothing about model files or training; it is not a general text OCR
 (digits only, roughly horizontal lines).
 """
