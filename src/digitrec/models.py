@@ -150,7 +150,8 @@ class FastCNN(nn.Module):
     Conv5-Conv3-Conv3 (16, 32, 64 channels), each with BN-ReLU and a 2×2 max pool
     (28 -> 14 -> 7 -> 3 px), then one Linear. Batch norm lets it take a large
     learning rate, so it learns in few steps; it is built for time to accuracy, not peak accuracy.
-    `fast_cnn_wide` (20, 40, 80 channels; 43,990 params, 6.44 MFLOPs) is the `fast_plus` recipe's.
+    The `fast` and `fast_plus` recipes use it; `fast_cnn_wide` (20, 40, 80 channels; 43,990
+    params, 6.44 MFLOPs) is the `best` recipe's.
     """
 
     def __init__(self, num_classes: int = 10, widths: tuple[int, int, int] = (16, 32, 64)):

@@ -24,8 +24,8 @@ RECIPES: dict[str, dict] = {
     # reach 99.0% test accuracy soonest: a tiny BN CNN, one epoch of one-cycle at a high LR, label smoothing
     "fast": dict(model="fast_cnn", epochs=1, batch_size=128, lr=1e-2, schedule="onecycle", warmup=0.25,
                  label_smoothing=0.1),
-    # reach 99.5% within 3 min on 2 cores: a slightly wider tiny BN CNN, 5 epochs, mild augmentation
-    "fast_plus": dict(model="fast_cnn_wide", epochs=5, batch_size=128, lr=1e-2, schedule="onecycle", warmup=0.25,
+    # reach 99.5% within 3 min on 2 cores: the tiny BN CNN for 8 epochs (about 20 s each), mild augmentation
+    "fast_plus": dict(model="fast_cnn", epochs=8, batch_size=128, lr=1e-2, schedule="onecycle", warmup=0.25,
                       label_smoothing=0.1, rotation=5.0, shift=2.0),
     # the paper's exact architecture, trained better: augmentation, one-cycle, label smoothing, EMA
     "paper_plus": dict(model="paper_cnn", epochs=15, batch_size=128, lr=3e-3, schedule="onecycle", warmup=0.2,
