@@ -406,6 +406,12 @@ def _best_path(n_atoms: int, cands: list[_Candidate], costs: list[float], skip: 
     return chosen[::-1]
 
 
+def digit_confidence(p: np.ndarray) -> float:
+    """The best digit's probability among the ten: a crop chosen as a digit is read as '?' below
+    min_confidence (the ten probabilities of a model with a reject class sum to less than 1)."""
+    return float(p.max() / max(float(p.sum()), 1e-9))
+
+
 def _not_one_digit(recognizer, lines, heights, small_ids, ink) -> set[int]:
     """ids of the components narrower than SPLIT_WIDTH that the model reads as "not one digit"."""
     comps, crops = [], []
@@ -503,9 +509,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         digits = []
         for k in _best_path(len(atoms), cands, costs, skip):
             p, (x0, y0, x1, y1) = pick[k], cands[k].box
-            # chosen as a digit, so its confidence is that of the best digit among the ten (the
-            # probabilities of a model with a reject class sum to less than 1)
-            guess, conf = int(p.argmax()), float(p.max() / max(float(p.sum()), 1e-9))
+            guess, conf = int(p.argmax()), digit_confidence(p)
             box = [int(x0 * sx), int(y0 * sy), int(math.ceil(x1 * sx)), int(math.ceil(y1 * sy))]
             digits.append(OcrDigit(str(guess) if conf >= min_conf else "?", conf, box, guess))
         if digits:

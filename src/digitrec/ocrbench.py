@@ -202,7 +202,7 @@ def score(recognizer, samples, progress: bool = True) -> dict:
     """Read every sample; the figures, overall and split into 'separated' and 'touching'."""
     from tqdm import tqdm
 
-    from .ocr import ink_map, read
+    from .ocr import digit_confidence, ink_map, read
 
     rows = []
     for s in tqdm(samples, disable=not progress, desc="ocr-bench", unit="img"):
@@ -211,7 +211,7 @@ def score(recognizer, samples, progress: bool = True) -> dict:
         probs = recognizer.predict_normalized(
             np.stack([c if c is not None else np.zeros((28, 28), np.float32) for c in crops]))
         min_conf = float(getattr(recognizer, "min_confidence", 0.6))  # '?' as the OCR does
-        oracle = "".join(str(int(p.argmax())) if p.max() >= min_conf * p.sum() else "?" for p in probs)
+        oracle = "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
         dist, matched = edit_alignment(s.text, pred.replace("\n", ""))
         rows.append({"truth": s.text, "pred": pred, "touching": s.touching, "edits": dist,
                      "matched": matched, "oracle": oracle,
