@@ -122,11 +122,11 @@ def touching_pairs(x: torch.Tensor, k: int, generator: torch.Generator | None = 
     dy = torch.randint(-2, 3, (k,), generator=generator)
     for d in dy.unique().tolist():
         b[dy == d] = torch.roll(b[dy == d], d, dims=2)
-    grown_a = F.max_pool2d((a > 0.2).float(), 3, 1, 1).squeeze(1) > 0  # k×h×w
-    mask_b = (b > 0.2).squeeze(1)
+    mask_a, mask_b = (a > 0.2).squeeze(1), (b > 0.2).squeeze(1)  # k×h×w
+    grown_a = F.max_pool2d(mask_a.unsqueeze(1).float(), 3, 1, 1).squeeze(1) > 0
     touch = torch.stack([(grown_a[..., o:] & mask_b[..., :w - o]).flatten(1).any(1) for o in range(w)], 1)
     o_touch = (w - 1 - touch.flip(1).float().argmax(1)).where(touch.any(1), torch.full((k,), w))  # rightmost
-    left_a, left_b = (a > 0.2).any(2).squeeze(1).float().argmax(1), mask_b.any(1).float().argmax(1)
+    left_a, left_b = mask_a.any(1).float().argmax(1), mask_b.any(1).float().argmax(1)
     push = torch.randint(0, 4, (k,), generator=generator)
     offset = torch.maximum(o_touch - push, left_a - left_b + 2).clamp(1, w)  # b's ink starts right of a's
     canvas = torch.zeros(k, 1, h, 2 * w)
