@@ -68,6 +68,19 @@ def test_stroke_width_thickens_and_thins_by_the_drawn_amount(x):
     assert torch.equal(stroke_width(torch.zeros(3, 1, 28, 28), 1.0, gen(1)), torch.zeros(3, 1, 28, 28))
 
 
+def test_stroke_thinning_has_its_own_limit(x):
+    """thin=0: the same draws thicken as before, and no image gets thinner; thin=-1 is the symmetric default."""
+    ink = x.sum((1, 2, 3))
+    t = torch.rand(len(x), generator=gen(0)) * 2 - 1
+    only_thicker = stroke_width(x, 1.0, gen(0), thin=0.0)
+    torch.testing.assert_close(only_thicker[t > 0], stroke_width(x, 1.0, gen(0))[t > 0])
+    torch.testing.assert_close(only_thicker[t <= 0], x[t <= 0])
+    less_thin = stroke_width(x, 1.0, gen(0), thin=0.25).sum((1, 2, 3))
+    assert (less_thin[t < 0] > stroke_width(x, 1.0, gen(0)).sum((1, 2, 3))[t < 0]).all()
+    assert (less_thin[t < 0] < ink[t < 0]).all()
+    assert torch.equal(stroke_width(x, 0.6, gen(0), thin=-1.0), stroke_width(x, 0.6, gen(0), thin=0.6))
+
+
 def test_background_is_kept_after_normalization():
     blank = torch.full((4, 1, 28, 28), -0.4242)
     out = Augment(rotation=20, shift=3, zoom=0.2, stroke=1.0, background=-0.4242)(blank, gen(0))

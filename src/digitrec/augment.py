@@ -59,13 +59,18 @@ def elastic_offsets(n: int, size: int, alpha: float, sigma: float,
     return (smooth * alpha * 2 / size).permute(0, 2, 3, 1)
 
 
-def stroke_width(x: torch.Tensor, magnitude: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def stroke_width(x: torch.Tensor, magnitude: float, generator: torch.Generator | None = None,
+                 thin: float = -1.0) -> torch.Tensor:
     """Thicken or thin the strokes of a batch (ink > 0 on a 0 background), per image at random.
 
-    Each image gets t from U(-magnitude, magnitude), at most 1: t > 0 blends towards a
-    3×3 grey dilation (a pen about 2 px wider at t = 1), t < 0 towards a 3×3 grey erosion.
+    Each image gets t from U(-thin, magnitude) (thin < 0: U(-magnitude, magnitude)), both at
+    most 1, the two halves drawn equally often: t > 0 blends towards a 3×3 grey dilation
+    (a pen about 2 px wider at t = 1), t < 0 towards a 3×3 grey erosion.
     """
-    t = _uniform(x.shape[0], min(magnitude, 1.0), generator).view(-1, 1, 1, 1)
+    up = min(magnitude, 1.0)
+    down = up if thin < 0 else min(thin, 1.0)
+    u = _uniform(x.shape[0], 1.0, generator).view(-1, 1, 1, 1)
+    t = torch.where(u < 0, u * down, u * up)
     grown = F.max_pool2d(x, 3, 1, 1)
     shrunk = -F.max_pool2d(-x, 3, 1, 1)
     return x + t.clamp_min(0) * (grown - x) + (-t).clamp_min(0) * (shrunk - x)
@@ -81,6 +86,7 @@ class Augment:
     elastic: float = 0.0       # elastic displacement scale in pixels (0 = off)
     elastic_sigma: float = 4.0  # elastic smoothness in pixels
     stroke: float = 0.0        # max stroke-width change either way (0..1, see stroke_width; 0 = off)
+    thin: float = -1.0         # max thinning instead, 0..1 (-1 = stroke)
     background: float = 0.0    # value of a blank pixel (after normalization)
 
     @property
@@ -91,7 +97,7 @@ class Augment:
         if not self.active:
             return x
         if self.stroke:
-            x = stroke_width(x - self.background, self.stroke, generator) + self.background
+            x = stroke_width(x - self.background, self.stroke, generator, self.thin) + self.background
         if not any((self.rotation, self.shift, self.zoom, self.elastic)):
             return x
         n, _, h, w = x.shape

@@ -35,6 +35,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "rotation": "augmentation: max rotation (degrees)", "shift": "augmentation: max shift (pixels)",
         "zoom": "augmentation: max relative zoom", "elastic": "augmentation: elastic scale (pixels, 0 = off)",
         "stroke": "augmentation: max pen-width change, 0..1 (0 = off)",
+        "thin": "augmentation: max pen thinning instead, 0..1 (-1 = as --stroke)",
         "reject": "share of each batch made of touching pairs, an 11th 'not one digit' class (0 = off)",
         "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
     }

@@ -46,6 +46,8 @@ class TrainConfig:
     elastic: float = 0.0          # augmentation: elastic distortion scale in pixels (0 = off)
     elastic_sigma: float = 4.0    # augmentation: elastic smoothness (Gaussian std in pixels)
     stroke: float = 0.0           # augmentation: max pen-width change either way, 0..1 (1 = about ±2 px; 0 = off)
+    thin: float = -1.0            #   ... but thinner by at most this, 0..1 (-1 = as much as stroke); thin pens
+                                  #   lose strokes that MNIST's already thin digits cannot spare
     reject: float = 0.0           # share of each batch replaced by two touching digits, labelled as an 11th
                                   #   class "not one digit" (for OCR: merged digits get a low probability); 0 = off
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)

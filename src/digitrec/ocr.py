@@ -16,8 +16,8 @@ digits and classifies each cut with the recognizer, in one batch per image:
    (`preprocess.normalize_digit`) and classified;
 5. a dynamic programme picks the split of the line into digits that the recognizer is
    most sure of (sum of -log p, plus penalties for fragments much shorter than the line,
-   implausibly wide digits, joining pieces across a gap and two digits sharing most of
-   their columns); a small piece may also be left out as noise.
+   implausibly wide digits, each cut through a component, joining pieces across a gap and
+   two digits sharing most of their columns); a small piece may also be left out as noise.
 
 Writing taller than about 64 px is scaled down first (MNIST digits are 20 px), which
 also bounds the work on large images. Known limit: the classifier is often as sure of a
@@ -53,7 +53,8 @@ SPLIT_WIDTH = 0.95       # components at least this many line heights wide are c
 FLAG_WIDTH = 0.45        # ... and narrower ones from this width on that the model calls "not one digit"
 FLAG = 0.5               # ... that is, whose ten digit probabilities sum to less than this (a model
                          #   trained with a reject class, `digitrec train --reject`; others sum to 1)
-MAX_WIDTH = 1.35         # no digit is wider than this many line heights
+MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
+CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
 MAX_MARKS = 1500         # more separate marks than this is not a few lines of digits (and too slow)
 LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
@@ -321,8 +322,10 @@ def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
     from .preprocess import normalize_digit
 
     crop = normalize_digit(ink[ys0:ys1, xs0:xs1] * g)
-    # shape priors: a digit is about as tall as its line's digits, and rarely much wider than tall
-    penalty = (SHORT * max(0.0, 0.7 - h / h_line) + WIDE * max(0.0, w / max(h, 1) - 1.5)
+    # shape priors: a digit is about as tall as its line's digits, and rarely much wider than tall;
+    # a cut costs CUT (half on each side), as the classifier is often sure of a digit's fragments too
+    cut_sides = sum(b is not None for i in big for b in bounds[i])
+    penalty = (CUT / 2 * cut_sides + SHORT * max(0.0, 0.7 - h / h_line) + WIDE * max(0.0, w / max(h, 1) - 1.5)
                + WIDE * max(0.0, w / h_line - 1.3))
     # joining separate components: free where they overlap in x, costly across a gap
     cs = sorted(comps, key=lambda c: c.x0)

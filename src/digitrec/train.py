@@ -89,7 +89,7 @@ def blank_value(cfg: TrainConfig) -> float:
 
 def make_augment(cfg: TrainConfig) -> Augment | None:
     """The configured augmentation (blank pixels keep the normalized background), or None when all is off."""
-    aug = Augment(cfg.rotation, cfg.shift, cfg.zoom, cfg.elastic, cfg.elastic_sigma, cfg.stroke,
+    aug = Augment(cfg.rotation, cfg.shift, cfg.zoom, cfg.elastic, cfg.elastic_sigma, cfg.stroke, cfg.thin,
                   background=blank_value(cfg))
     return aug if aug.active else None
 
