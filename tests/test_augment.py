@@ -2,6 +2,7 @@
 
 import pytest
 import numpy as np
+from scipy import ndimage
 import torch
 
 from digitrec import checkpoint

@@ -90,15 +90,7 @@ def test_separated_line(recognizer, glyphs):
 def test_touching_pair_is_split(recognizer, glyphs):
     a, b = glyphs[2][0], glyphs[3][0]
     # slide the 3 left until its strokes touch the 2's, then two pixels further
-    h = max(a.shape[0], b.shape[0])
-    canvas = np.zeros((h, a.shape[1] + b.shape[1]), bool)
-    ya = (h - a.shape[0]) // 2
-    canvas[ya:ya + a.shape[0], :a.shape[1]] = a > ocr.INK
-    yb = (h - b.shape[0]) // 2
-    x = ocrbench._touch_offset(canvas, b > ocr.INK, yb, a.shape[1])
-    assert x is not None
-    overlap = a.shape[1] - x + 2
-    row = [(glyphs[5][0], 0), (a, 0), (b, -14 - overlap), (glyphs[8][0], 0)]
+    row = [(glyphs[5][0], 0), (a, 0), (b, -14 - _pushed_into(a, b, 2)), (glyphs[8][0], 0)]
     ink = compose([row])
     labels, n = ndimage.label(ink > ocr.INK, structure=np.ones((3, 3)))
     assert n == 3  # the 2 and the 3 are one blob
