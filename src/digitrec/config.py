@@ -50,6 +50,8 @@ class TrainConfig:
                                   #   lose strokes that MNIST's already thin digits cannot spare
     reject: float = 0.0           # share of each batch replaced by two touching digits, labelled as an 11th
                                   #   class "not one digit" (for OCR: merged digits get a low probability); 0 = off
+    ocr_lines: int = 0            # synthetic lines of training digits whose OCR cuts join the training set
+                                  #   (digits, and fragments/merged pairs as "not one digit"; ocrdata.py); needs reject
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
 

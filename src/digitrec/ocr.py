@@ -20,10 +20,12 @@ digits and classifies each cut with the recognizer, in one batch per image:
    two digits sharing most of their columns); a small piece may also be left out as noise.
 
 Writing taller than about 64 px is scaled down first (MNIST digits are 20 px), which
-also bounds the work on large images. Known limit: the classifier is often as sure of a
-fragment as of one digit, and a model without a reject class also of two touching
-digits (a 1 leaning on a 4 reads as a 4), so touching pairs are read less reliably than
-separated digits (docs/ocr.md).
+also bounds the work on large images. Known limit: a classifier trained on whole digits
+only is often as sure of a fragment as of one digit, and without a reject class also of
+two touching digits (a 1 leaning on a 4 reads as a 4). The bundled model has also learnt
+OCR's own cuts of synthetic lines (`digitrec train --ocr-lines`, `ocrdata.py`), so it
+doubts fragments and merged digits; strokes that cross, where no cut separates the two
+digits, remain the main error on touching pairs (docs/ocr.md).
 
 A digit whose probability among the ten digits is below the recognizer's
 `min_confidence` reads as '?'.
@@ -272,6 +274,7 @@ class _Candidate:
     box: tuple[int, int, int, int]  # in ink-map pixels, exclusive ends
     crop: np.ndarray | None        # 28×28 or None
     penalty: float
+    mask: np.ndarray | None = field(default=None, repr=False)  # its strokes inside box (bool)
 
 
 def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
@@ -336,7 +339,7 @@ def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
             return None
         penalty += 6.0 * max(0.0, gap + 1) / h_line
         reach = max(reach, c.x1)
-    return _Candidate(first, last, (int(x0), int(y0), int(x0 + w), int(y0 + h)), crop, penalty)
+    return _Candidate(first, last, (int(x0), int(y0), int(x0 + w), int(y0 + h)), crop, penalty, mask)
 
 
 def _plan_line(line: list[_Comp], small: set[int], ink: np.ndarray, h_line: float, flagged: set[int]):
@@ -416,15 +419,21 @@ def digit_confidence(p: np.ndarray) -> float:
 
 
 def _not_one_digit(recognizer, lines, heights, small_ids, ink) -> set[int]:
-    """ids of the components narrower than SPLIT_WIDTH that the model reads as "not one digit"."""
+    """ids of the components narrower than SPLIT_WIDTH that the model reads as "not one digit"
+    (with no recognizer: all of them, as `ocrdata` wants every cut a model might ask for)."""
     comps, crops = [], []
     for line, h_line in zip(lines, heights):
         for c in line:
             if id(c) not in small_ids and FLAG_WIDTH * h_line <= c.w < SPLIT_WIDTH * h_line:
+                if recognizer is None:
+                    comps.append(c)
+                    continue
                 cand = _candidate([c], [_Atom(0, None, None)], 0, 0, ink, h_line, set())
                 if cand is not None and cand.crop is not None:
                     comps.append(c)
                     crops.append(cand.crop)
+    if recognizer is None:
+        return {id(c) for c in comps}
     if not crops:
         return set()
     total = recognizer.predict_normalized(np.stack(crops)).sum(1)
@@ -440,32 +449,35 @@ def ink_map(image) -> tuple[np.ndarray, float, float]:
     return ink, pil.width / ink.shape[1], pil.height / ink.shape[0]
 
 
-def read(recognizer, image, path: str | None = None) -> OcrResult:
-    """Read the numbers in `image` (path, bytes, file object, PIL image or array)."""
-    if path is None and isinstance(image, (str, os.PathLike)):
-        path = str(image)
-    ink, sx, sy = ink_map(image)
+def segment(recognizer, ink: np.ndarray):
+    """Steps 1-4 on an ink map: (the ink worked on, its (x, y) scale against `ink`, each line's plan).
+
+    The recognizer only says which narrow components to cut (None: cut them all).
+    The ink worked on is `ink` itself unless the writing is big (then it is scaled down);
+    a plan is (atoms, candidate digits, costs of skipping each atom). None when there is no ink.
+    """
+    scale = (1.0, 1.0)
     mask = ink > INK
     comps = _components(mask)
     h_ref = _typical_height(comps)
     if not comps or h_ref < 4:
-        return OcrResult([], path)
+        return None
     if h_ref > WORK_HEIGHT * 4 / 3:  # big writing: work at about WORK_HEIGHT px per digit
         from PIL import Image
 
         f = WORK_HEIGHT / h_ref
         size = (max(1, round(ink.shape[1] * f)), max(1, round(ink.shape[0] * f)))
-        sx, sy = sx * ink.shape[1] / size[0], sy * ink.shape[0] / size[1]
+        scale = (size[0] / ink.shape[1], size[1] / ink.shape[0])
         ink = np.asarray(Image.fromarray(ink, "F").resize(size, Image.Resampling.BOX), dtype=np.float32)
         mask = ink > INK
         comps = _components(mask)
         h_ref = _typical_height(comps)
         if not comps or h_ref < 4:
-            return OcrResult([], path)
+            return None
     mask = _remove_underlines(mask, h_ref)
     comps = _components(mask)
     if not comps:
-        return OcrResult([], path)
+        return None
     h_ref = _typical_height(comps)
     speck = max(6.0, 0.012 * h_ref ** 2)
     comps = [c for c in comps if c.area >= speck and not (c.w >= 2 * h_ref and c.h <= 0.35 * h_ref)]
@@ -493,7 +505,19 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         tall = [c.h for c in line if id(c) not in small_ids]
         heights.append(float(np.median([h for h in tall if h >= 0.6 * max(tall)])))  # not pieces of digits
     flagged = _not_one_digit(recognizer, lines, heights, small_ids, ink)
-    plans = [_plan_line(line, small_ids, ink, h, flagged) for line, h in zip(lines, heights)]
+    return ink, scale, [_plan_line(line, small_ids, ink, h, flagged) for line, h in zip(lines, heights)]
+
+
+def read(recognizer, image, path: str | None = None) -> OcrResult:
+    """Read the numbers in `image` (path, bytes, file object, PIL image or array)."""
+    if path is None and isinstance(image, (str, os.PathLike)):
+        path = str(image)
+    ink, sx, sy = ink_map(image)
+    found = segment(recognizer, ink)
+    if found is None:
+        return OcrResult([], path)
+    ink, scale, plans = found
+    sx, sy = sx / scale[0], sy / scale[1]
     crops = [c.crop for _, cands, _ in plans for c in cands if c.crop is not None]
     probs = recognizer.predict_normalized(np.stack(crops)) if crops else np.zeros((0, 10), np.float32)
     min_conf = float(getattr(recognizer, "min_confidence", 0.6))

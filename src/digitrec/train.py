@@ -205,6 +205,15 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
     x_train = to_input(data["train"].images, cfg.input_mean, cfg.input_std)
     x_val = to_input(data["val"].images, cfg.input_mean, cfg.input_std)
     y_train, y_val = data["train"].labels, data["val"].labels
+    if cfg.ocr_lines:  # OCR's cuts of synthetic lines of the training digits (never validation or test ones)
+        from . import ocrdata
+
+        t0 = time.perf_counter()
+        ocr_x, ocr_y = ocrdata.make(data["train"].images, data["train"].labels, cfg.ocr_lines, cfg.seed)
+        x_train = torch.cat([x_train, to_input(ocr_x, cfg.input_mean, cfg.input_std)])
+        y_train = torch.cat([y_train, ocr_y])
+        log(f"OCR examples: {len(ocr_y):,} crops ({int((ocr_y < NOT_ONE_DIGIT).sum()):,} digits) "
+            f"from {cfg.ocr_lines:,} lines in {time.perf_counter() - t0:.0f} s")
 
     model = create_model(cfg.model, **model_kwargs(cfg))
     if cfg.channels_last:
