@@ -56,7 +56,4 @@ def resolve(recipe: str | None = None, **overrides) -> TrainConfig:
         raise DigitrecError(f"unknown model {cfg.model!r}; known: {', '.join(REGISTRY)}")
     if cfg.schedule not in SCHEDULES:
         raise DigitrecError(f"unknown schedule {cfg.schedule!r}; known: {', '.join(SCHEDULES)}")
-    if cfg.ocr_lines < 0 or (cfg.ocr_lines and not cfg.reject):
-        raise DigitrecError(f"--ocr-lines must be 0 or more and needs --reject (the 'not one digit' class "
-                            f"its fragments and merged pairs are labelled with); got {cfg.ocr_lines}, reject {cfg.reject}")
     return cfg

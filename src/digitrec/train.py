@@ -184,6 +184,9 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
     model that is validated (the EMA when on); a dict it returns is added to the row
     (benchmarks use it to log test accuracy; it plays no part in selection).
     """
+    if cfg.ocr_lines < 0 or (cfg.ocr_lines and not cfg.reject):
+        raise DigitrecError(f"--ocr-lines must be 0 or more and needs --reject (the 'not one digit' class "
+                            f"its fragments and merged pairs are labelled with); got {cfg.ocr_lines}, reject {cfg.reject}")
     out = Path(out)
     state = None
     if resume:
