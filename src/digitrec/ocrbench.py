@@ -13,7 +13,8 @@ digit accuracy and character error rate, split into separated and touching
 samples; it also classifies each digit cut out with the generator's own masks
 ("perfect segmentation"), which shows how much of the error is the classifier's.
 
-This module is not the OCR itself (`ocr.py`) and trains nothing.
+`make_sample` also composes lines of *training* digits for `ocrdata.py` (`digitrec train
+--ocr-lines`). This module is not the OCR itself (`ocr.py`) and trains nothing.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ is labelled by the generator's per-digit ink masks:
 
 `digitrec train --ocr-lines N` adds these examples to the training set (as many
 "not one digit" examples as digits, drawn at random). The benchmark itself composes
-MNIST *test* digits, which this module never sees. It trains nothing and reads nothing.
+MNIST *test* digits, which `fit` never passes here. This module trains nothing
+(`train.py` does) and is not the OCR (`ocr.py`).
 """
 
 from __future__ import annotations
