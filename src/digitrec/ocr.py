@@ -421,19 +421,16 @@ def digit_confidence(p: np.ndarray) -> float:
 def _not_one_digit(recognizer, lines, heights, small_ids, ink) -> set[int]:
     """ids of the components narrower than SPLIT_WIDTH that the model reads as "not one digit"
     (with no recognizer: all of them, as `ocrdata` wants every cut a model might ask for)."""
-    comps, crops = [], []
-    for line, h_line in zip(lines, heights):
-        for c in line:
-            if id(c) not in small_ids and FLAG_WIDTH * h_line <= c.w < SPLIT_WIDTH * h_line:
-                if recognizer is None:
-                    comps.append(c)
-                    continue
-                cand = _candidate([c], [_Atom(0, None, None)], 0, 0, ink, h_line, set())
-                if cand is not None and cand.crop is not None:
-                    comps.append(c)
-                    crops.append(cand.crop)
+    narrow = [(c, h_line) for line, h_line in zip(lines, heights) for c in line
+              if id(c) not in small_ids and FLAG_WIDTH * h_line <= c.w < SPLIT_WIDTH * h_line]
     if recognizer is None:
-        return {id(c) for c in comps}
+        return {id(c) for c, _ in narrow}
+    comps, crops = [], []
+    for c, h_line in narrow:
+        cand = _candidate([c], [_Atom(0, None, None)], 0, 0, ink, h_line, set())
+        if cand is not None and cand.crop is not None:
+            comps.append(c)
+            crops.append(cand.crop)
     if not crops:
         return set()
     total = recognizer.predict_normalized(np.stack(crops)).sum(1)
