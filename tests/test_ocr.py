@@ -240,6 +240,8 @@ def test_bench_generator_is_deterministic_and_scored(mnist_test):
     assert a.text == b.text and a.boxes == b.boxes
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
     assert 3 <= len(a.text) <= 10 and a.touching
+    assert a.originals.shape == (len(a.text), 28, 28)  # each digit's source image, in order
+    assert all(((x == o).all(axis=(1, 2)) & (y == int(t))).any() for o, t in zip(a.originals, a.text))
     sep = ocrbench.make_sample(x, y, 0, ocrbench.BenchConfig(touching_share=0.0))
     assert not sep.touching and len(sep.text) == 5
     assert ocrbench.edit_alignment("12345", "12345") == (0, 5)
@@ -253,6 +255,6 @@ def test_bench_cli_json(capsys):
     out = json.loads(capsys.readouterr().out)
     groups = out["groups"]
     assert groups["all"]["n"] == 6 == groups["separated"]["n"] + groups["touching"]["n"]
-    for key in ("sequence_accuracy", "digit_accuracy", "cer", "oracle_sequence_accuracy"):
+    for key in ("sequence_accuracy", "digit_accuracy", "cer", "oracle_sequence_accuracy", "clean_sequence_accuracy"):
         assert 0.0 <= groups["all"][key] <= 1.0
     assert groups["all"]["digit_accuracy"] > 0.7  # the bundled model, real OCR: far above chance

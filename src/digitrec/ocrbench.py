@@ -11,7 +11,10 @@ noise and JPEG artifacts. Sample `i` of seed `s` is the same whatever `n` is.
 `score` reads every image with `digitrec.ocr.read` and reports sequence accuracy,
 digit accuracy and character error rate, split into separated and touching
 samples; it also classifies each digit cut out with the generator's own masks
-("perfect segmentation"), which shows how much of the error is the classifier's.
+("perfect segmentation"), which shows how much of the error is the classifier's, and
+each digit's source MNIST image ("original digits"), which shows how much of that the
+rendering (scale, rotation, pen, paper, JPEG) adds: the last is the ceiling any cutting
+and rendering-proof preprocessing could reach with this classifier.
 
 `make_sample` also composes lines of *training* digits for `ocrdata.py` (`digitrec train
 --ocr-lines`). This module is not the OCR itself (`ocr.py`) and trains nothing.
@@ -51,6 +54,7 @@ class Sample:
     boxes: list[list[int]]         # per digit [x0, y0, x1, y1], x1/y1 exclusive
     masks: list[np.ndarray] = field(repr=False)  # per digit: its own ink mask inside its box
     touching: bool                 # at least one pair of neighbours' inks touch
+    originals: np.ndarray | None = field(default=None, repr=False)  # per digit: its source 28×28 (uint8)
 
 
 def _digit_ink(img: np.ndarray, scale: float, angle: float, stroke: int, rng) -> np.ndarray:
@@ -130,7 +134,7 @@ def make_sample(digits: np.ndarray, labels: np.ndarray, index: int, cfg: BenchCo
     touching = any((grown[j] & own[j + 1]).any() for j in range(length - 1))
     masks = [own[j][b[1]:b[3], b[0]:b[2]] for j, b in enumerate(boxes)]
     image = _render(ink, rng, cfg)
-    return Sample(image, "".join(str(int(labels[k])) for k in picks), boxes, masks, touching)
+    return Sample(image, "".join(str(int(labels[k])) for k in picks), boxes, masks, touching, digits[picks])
 
 
 def _render(ink: np.ndarray, rng, cfg: BenchConfig) -> Image.Image:
@@ -213,10 +217,12 @@ def score(recognizer, samples, progress: bool = True) -> dict:
             np.stack([c if c is not None else np.zeros((28, 28), np.float32) for c in crops]))
         min_conf = float(getattr(recognizer, "min_confidence", 0.6))  # '?' as the OCR does
         oracle = "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
+        probs = recognizer.predict_normalized(s.originals.astype(np.float32) / 255.0)
+        clean = "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
         dist, matched = edit_alignment(s.text, pred.replace("\n", ""))
         rows.append({"truth": s.text, "pred": pred, "touching": s.touching, "edits": dist,
                      "matched": matched, "oracle": oracle,
-                     "oracle_matched": sum(a == b for a, b in zip(s.text, oracle))})
+                     "oracle_matched": sum(a == b for a, b in zip(s.text, oracle)), "clean": clean})
     return {"groups": {name: _summary([r for r in rows if keep(r)])
                        for name, keep in (("all", lambda r: True),
                                           ("separated", lambda r: not r["touching"]),
@@ -236,18 +242,20 @@ def _summary(rows: list[dict]) -> dict:
         "cer": sum(r["edits"] for r in rows) / chars,
         "oracle_sequence_accuracy": sum(r["oracle"] == r["truth"] for r in rows) / n,
         "oracle_digit_accuracy": sum(r["oracle_matched"] for r in rows) / chars,
+        "clean_sequence_accuracy": sum(r["clean"] == r["truth"] for r in rows) / n,
     }
 
 
 def format_table(groups: dict) -> str:
     lines = [f"{'':10} {'n':>5} {'sequence':>9} {'digit':>7} {'CER':>7} "
-             f"{'| perfect-seg: sequence':>23} {'digit':>7}"]
+             f"{'| perfect-seg: sequence':>23} {'digit':>7} {'| original digits':>17}"]
     for name, g in groups.items():
         if not g.get("n"):
             lines.append(f"{name:10} {0:>5}")
             continue
         lines.append(f"{name:10} {g['n']:>5} {g['sequence_accuracy']:>9.2%} {g['digit_accuracy']:>7.2%} "
-                     f"{g['cer']:>7.2%} {g['oracle_sequence_accuracy']:>23.2%} {g['oracle_digit_accuracy']:>7.2%}")
+                     f"{g['cer']:>7.2%} {g['oracle_sequence_accuracy']:>23.2%} {g['oracle_digit_accuracy']:>7.2%}"
+                     f" {g['clean_sequence_accuracy']:>17.2%}")
     return "\n".join(lines)
 
 
@@ -298,4 +306,5 @@ def run_cli(n: int, length: str, touching_share: float, seed: int, model=None, a
               f"min confidence {min_confidence}, model {recognizer.name} ({recognizer.source})")
         print(format_table(result["groups"]))
         print("perfect-seg: the same model on each digit cut out with the generator's own masks")
+        print("original digits: the same model on each digit's source MNIST image (no rendering, no cutting)")
     return 0
