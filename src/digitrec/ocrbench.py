@@ -54,7 +54,7 @@ class Sample:
     boxes: list[list[int]]         # per digit [x0, y0, x1, y1], x1/y1 exclusive
     masks: list[np.ndarray] = field(repr=False)  # per digit: its own ink mask inside its box
     touching: bool                 # at least one pair of neighbours' inks touch
-    originals: np.ndarray | None = field(default=None, repr=False)  # per digit: its source 28×28 (uint8)
+    originals: np.ndarray = field(repr=False)  # per digit: its source 28×28 (uint8), in order
 
 
 def _digit_ink(img: np.ndarray, scale: float, angle: float, stroke: int, rng) -> np.ndarray:
@@ -209,16 +209,18 @@ def score(recognizer, samples, progress: bool = True) -> dict:
 
     from .ocr import digit_confidence, ink_map, read
 
+    min_conf = float(getattr(recognizer, "min_confidence", 0.6))
+
+    def digits_of(normalized: np.ndarray) -> str:  # one digit per 28×28, '?' as the OCR does
+        probs = recognizer.predict_normalized(normalized)
+        return "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
+
     rows = []
     for s in tqdm(samples, disable=not progress, desc="ocr-bench", unit="img"):
         pred = read(recognizer, s.image).text
         crops = oracle_crops(s, ink_map(s.image)[0])
-        probs = recognizer.predict_normalized(
-            np.stack([c if c is not None else np.zeros((28, 28), np.float32) for c in crops]))
-        min_conf = float(getattr(recognizer, "min_confidence", 0.6))  # '?' as the OCR does
-        oracle = "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
-        probs = recognizer.predict_normalized(s.originals.astype(np.float32) / 255.0)
-        clean = "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
+        oracle = digits_of(np.stack([c if c is not None else np.zeros((28, 28), np.float32) for c in crops]))
+        clean = digits_of(s.originals.astype(np.float32) / 255.0)
         dist, matched = edit_alignment(s.text, pred.replace("\n", ""))
         rows.append({"truth": s.text, "pred": pred, "touching": s.touching, "edits": dist,
                      "matched": matched, "oracle": oracle,
