@@ -274,7 +274,7 @@ class _Candidate:
     box: tuple[int, int, int, int]  # in ink-map pixels, exclusive ends
     crop: np.ndarray | None        # 28×28 or None
     penalty: float
-    mask: np.ndarray | None = field(default=None, repr=False)  # its strokes inside box (bool)
+    mask: np.ndarray = field(repr=False)  # its strokes inside box (bool)
 
 
 def _candidate(line: list[_Comp], atoms: list[_Atom], first: int, last: int,
