@@ -141,6 +141,19 @@ def test_narrow_pair_the_model_calls_not_one_digit_is_cut(recognizer, glyphs, mo
     assert len(ocr.read(recognizer, paper(ink)).text) == 3
 
 
+@pytest.mark.parametrize("seed, index", [(1, 354), (1, 451), (1, 454), (2, 88), (2, 338), (2, 465)])
+def test_digit_credit_keeps_touching_digits_apart(recognizer, seed, index, monkeypatch):
+    """Benchmark numbers (tuning seeds) where two touching digits were read as one: a sum of
+    -log p is smaller over fewer digits, and the credit per digit (DIGIT) offsets that."""
+    from digitrec import mnist
+
+    sample = ocrbench.make_sample(*mnist.load()["test"], index, ocrbench.BenchConfig(seed=seed))
+    assert sample.touching
+    assert ocr.read(recognizer, sample.image).text == sample.text
+    monkeypatch.setattr(ocr, "DIGIT", 0.0)  # no credit: a digit is lost
+    assert len(ocr.read(recognizer, sample.image).text) == len(sample.text) - 1
+
+
 @pytest.mark.parametrize("digit", [0, 2, 4, 6, 8])
 def test_wide_digit_is_one_digit(recognizer, glyphs, digit, monkeypatch):
     """A digit written 1.45 times as wide as tall, beside digits of normal width, is one digit:

@@ -17,7 +17,8 @@ digits and classifies each cut with the recognizer, in one batch per image:
 5. a dynamic programme picks the split of the line into digits that the recognizer is
    most sure of (sum of -log p, plus penalties for fragments much shorter than the line,
    implausibly wide digits, each cut through a component, joining pieces across a gap and
-   two digits sharing most of their columns); a small piece may also be left out as noise.
+   two digits sharing most of their columns, and a credit per digit, since a sum over
+   fewer digits is smaller); a small piece may also be left out as noise.
 
 Writing taller than about 64 px is scaled down first (MNIST digits are 20 px), which
 also bounds the work on large images. Known limit: a classifier trained on whole digits
@@ -57,6 +58,7 @@ FLAG = 0.5               # ... that is, whose ten digit probabilities sum to les
                          #   trained with a reject class, `digitrec train --reject`; others sum to 1)
 MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
 CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
+DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
 MAX_MARKS = 1500         # more separate marks than this is not a few lines of digits (and too slow)
 LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
@@ -528,7 +530,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
                 continue
             p = probs[row]
             row += 1
-            costs.append(-math.log(float(p.max()) + 1e-9) + c.penalty)
+            costs.append(-math.log(float(p.max()) + 1e-9) + c.penalty - DIGIT)
             pick.append(p)
         digits = []
         for k in _best_path(len(atoms), cands, costs, skip):
