@@ -420,6 +420,11 @@ def digit_confidence(p: np.ndarray) -> float:
     return float(p.max() / max(float(p.sum()), 1e-9))
 
 
+def digit_char(p: np.ndarray, min_conf: float) -> str:
+    """What OCR writes for a digit chosen with probabilities `p`: its label, or '?' below min_conf."""
+    return str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?"
+
+
 def _not_one_digit(recognizer, lines, heights, small_ids, ink) -> set[int]:
     """ids of the components narrower than SPLIT_WIDTH that the model reads as "not one digit"
     (with no recognizer: all of them, as `ocrdata` wants every cut a model might ask for)."""
@@ -537,7 +542,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
             p, (x0, y0, x1, y1) = pick[k], cands[k].box
             guess, conf = int(p.argmax()), digit_confidence(p)
             box = [int(x0 * sx), int(y0 * sy), int(math.ceil(x1 * sx)), int(math.ceil(y1 * sy))]
-            digits.append(OcrDigit(str(guess) if conf >= min_conf else "?", conf, box, guess))
+            digits.append(OcrDigit(digit_char(p, min_conf), conf, box, guess))
         if digits:
             out.append(OcrLine(digits))
     return OcrResult(out, path)

@@ -207,13 +207,13 @@ def score(recognizer, samples, progress: bool = True) -> dict:
     """Read every sample; the figures, overall and split into 'separated' and 'touching'."""
     from tqdm import tqdm
 
-    from .ocr import digit_confidence, ink_map, read
+    from .ocr import digit_char, ink_map, read
 
     min_conf = float(getattr(recognizer, "min_confidence", 0.6))
 
     def digits_of(normalized: np.ndarray) -> str:  # one digit per 28×28, '?' as the OCR does
         probs = recognizer.predict_normalized(normalized)
-        return "".join(str(int(p.argmax())) if digit_confidence(p) >= min_conf else "?" for p in probs)
+        return "".join(digit_char(p, min_conf) for p in probs)
 
     rows = []
     for s in tqdm(samples, disable=not progress, desc="ocr-bench", unit="img"):
