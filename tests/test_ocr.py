@@ -42,6 +42,14 @@ def glyphs(recognizer, mnist_test):
     return out
 
 
+@pytest.fixture(scope="module")
+def all_mnist_test():
+    """All 10,000 MNIST test digits and labels, as the benchmark generator draws from them."""
+    from digitrec import mnist
+
+    return mnist.load()["test"]
+
+
 def compose(rows, gap=14, margin=20, line_gap=30):
     """Ink canvas from rows of (ink, dx) placements: dx is added to the default gap before the digit."""
     lines = []
@@ -142,12 +150,10 @@ def test_narrow_pair_the_model_calls_not_one_digit_is_cut(recognizer, glyphs, mo
 
 
 @pytest.mark.parametrize("seed, index", [(1, 354), (1, 451), (1, 454), (2, 88), (2, 338), (2, 465)])
-def test_digit_credit_keeps_touching_digits_apart(recognizer, seed, index, monkeypatch):
+def test_digit_credit_keeps_touching_digits_apart(recognizer, all_mnist_test, seed, index, monkeypatch):
     """Benchmark numbers (tuning seeds) where two touching digits were read as one: a sum of
     -log p is smaller over fewer digits, and the credit per digit (DIGIT) offsets that."""
-    from digitrec import mnist
-
-    sample = ocrbench.make_sample(*mnist.load()["test"], index, ocrbench.BenchConfig(seed=seed))
+    sample = ocrbench.make_sample(*all_mnist_test, index, ocrbench.BenchConfig(seed=seed))
     assert sample.touching
     assert ocr.read(recognizer, sample.image).text == sample.text
     monkeypatch.setattr(ocr, "DIGIT", 0.0)  # no credit: a digit is lost
