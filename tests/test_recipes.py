@@ -11,7 +11,8 @@ from digitrec.config import TrainConfig
 from digitrec.errors import DigitrecError
 from digitrec.evaluation import evaluate_checkpoint
 from digitrec.recipes import RECIPES, resolve
-from digitrec.train import fit, make_optimizer, make_scheduler
+from digitrec.models import create_model
+from digitrec.train import fit, make_ema, make_optimizer, make_scheduler, recompute_bn
 
 QUIET = dict(log=lambda *_: None)
 
@@ -70,6 +71,23 @@ def test_ema_augmentation_and_smoothing_train_and_save_ema_weights(tmp_path):
     # the checkpoint carries the EMA weights, not the raw ones
     raw = last["train_state"]["weights"]
     assert any(not torch.equal(last["weights"][k], raw[k]) for k in raw)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_recompute_bn_gives_the_ema_statistics_of_its_own_weights(channels_last):
+    torch.manual_seed(0)
+    ema = make_ema(create_model("fast_cnn"), 0.9).module.eval()
+    bn = next(m for m in ema.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_mean.fill_(5.0)  # stale statistics, as averaged from the live weights
+    seen = []
+    bn.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0].detach()))
+    x = torch.randn(512, 1, 28, 28)  # two whole batches of 256: update_bn's mean of batch means is exact
+    with torch.no_grad():
+        ema(x)  # the first BN's input does not depend on any BN statistics
+    expected = seen[0].mean((0, 2, 3))
+    recompute_bn(ema, x, channels_last)
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+    assert not ema.training  # the mode it had
 
 
 def test_resume_with_a_schedule_matches_an_uninterrupted_run(tmp_path):
