@@ -197,6 +197,20 @@ def test_broken_five_is_one_digit(recognizer, glyphs):
     assert result.text == "357"
 
 
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_digit_broken_into_small_pieces_is_read(recognizer, glyphs, which, monkeypatch):
+    """A faint 3 whose middle is lost: two pieces, each shorter than a small piece (0.45 line
+    heights), together as tall as a digit. Read as one digit, not dropped as noise (PIECES)."""
+    three = glyphs[3][which].copy()
+    h = three.shape[0]
+    three[int(0.36 * h):int(0.62 * h)] = 0
+    assert ndimage.label(three > ocr.INK, structure=np.ones((3, 3)))[1] == 2
+    image = paper(compose([[(glyphs[5][0], 0), (three, 0), (glyphs[7][0], 0), (glyphs[4][0], 0), (glyphs[0][0], 0)]]))
+    assert ocr.read(recognizer, image).text == "53740"
+    monkeypatch.setattr(ocr, "PIECES", 9.0)  # small pieces never a digit, as before: the 3 is lost
+    assert ocr.read(recognizer, image).text == "5740"
+
+
 def test_speck_and_underline_are_ignored(recognizer, glyphs):
     ink = compose([number(glyphs, "6042")])
     ink[8:11, 60:63] = 1.0                     # a speck above the line

@@ -12,7 +12,7 @@ from digitrec.errors import DigitrecError
 from digitrec.evaluation import evaluate_checkpoint
 from digitrec.recipes import RECIPES, resolve
 from digitrec.models import create_model
-from digitrec.train import fit, make_ema, make_optimizer, make_scheduler, recompute_bn
+from digitrec.train import BN_IMAGES, ema_bn_images, fit, make_ema, make_optimizer, make_scheduler, recompute_bn
 
 QUIET = dict(log=lambda *_: None)
 
@@ -88,6 +88,18 @@ def test_recompute_bn_gives_the_ema_statistics_of_its_own_weights(channels_last)
     recompute_bn(ema, x, channels_last)
     assert torch.allclose(bn.running_mean, expected, atol=1e-5)
     assert not ema.training  # the mode it had
+
+
+def test_ema_bn_images_are_batches_made_as_training_makes_them():
+    x, y = torch.rand(BN_IMAGES + 1000, 1, 28, 28), torch.randint(0, 10, (BN_IMAGES + 1000,))
+    cfg = TrainConfig(batch_size=64, reject=0.25)
+    images = ema_bn_images(x, y, cfg, None, epoch=3)
+    assert images.shape == (BN_IMAGES, 1, 28, 28)
+    rows = {r.numpy().tobytes() for r in x}
+    originals = sum(im.numpy().tobytes() in rows for im in images)  # images that are training images unchanged
+    assert originals == BN_IMAGES * 3 // 4  # the rest are touching pairs, a quarter of each batch
+    assert torch.equal(images, ema_bn_images(x, y, cfg, None, epoch=3))
+    assert not torch.equal(images, ema_bn_images(x, y, cfg, None, epoch=4))
 
 
 def test_resume_with_a_schedule_matches_an_uninterrupted_run(tmp_path):

@@ -56,6 +56,7 @@ SPLIT_WIDTH = 0.95       # components at least this many line heights wide are c
 FLAG_WIDTH = 0.45        # ... and narrower ones from this width on that the model calls "not one digit"
 FLAG = 0.5               # ... that is, whose ten digit probabilities sum to less than this (a model
                          #   trained with a reject class, `digitrec train --reject`; others sum to 1)
+PIECES = 0.7             # small pieces (each under 0.45 line heights) together this tall may be one digit
 MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
 CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
 DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
@@ -367,8 +368,9 @@ def _plan_line(line: list[_Comp], small: set[int], ink: np.ndarray, h_line: floa
             cand = _candidate(line, atoms, first, last, ink, h_line, small)
             if cand is None:
                 continue
-            if all(id(line[a.comp]) in small for a in atoms[first:last + 1]):
-                continue  # a small piece alone is never a digit (it may be skipped instead)
+            if (all(id(line[a.comp]) in small for a in atoms[first:last + 1])
+                    and cand.box[3] - cand.box[1] < PIECES * h_line):
+                continue  # small pieces are a digit only together, as tall as one (a faint, broken stroke)
             cands.append(cand)
     skip = [SKIP_SMALL if id(line[a.comp]) in small else SKIP_OTHER for a in atoms]
     return atoms, cands, skip
