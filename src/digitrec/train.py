@@ -296,7 +296,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
                                     channels_last=cfg.channels_last, reject=cfg.reject,
                                     background=blank_value(cfg))
             train_time = time.perf_counter() - t0
-            if ema is not None:
+            if ema is not None and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in ema.modules()):
                 recompute_bn(ema.module, ema_bn_images(x_train, y_train, cfg, augment, epoch), cfg.channels_last,
                              cfg.batch_size)
             validated = ema.module if ema is not None else model
