@@ -26,9 +26,10 @@ browser:
 test: install-dev browser
 	$(BIN)/python -m pytest -q
 
-# Regenerate the bundled model (src/digitrec/assets/default.onnx + default.json) from a
-# checkpoint: make default-model CKPT=runs/paper/best.pt TRAIN_CMD="digitrec train --out runs/paper"
+# Regenerate a bundled model (src/digitrec/assets/NAME.onnx + NAME.json; NAME default or ocr)
+# from a checkpoint: make default-model CKPT=runs/paper/best.pt TRAIN_CMD="digitrec train --out runs/paper"
 CKPT ?= runs/paper/best.pt
 TRAIN_CMD ?= digitrec train --out runs/paper
+NAME ?= default
 default-model: install
-	$(BIN)/python scripts/default_model.py $(CKPT) --train-command "$(TRAIN_CMD)"
+	$(BIN)/python scripts/default_model.py $(CKPT) --name $(NAME) --train-command "$(TRAIN_CMD)"

@@ -1,12 +1,15 @@
-"""Regenerate the bundled default model from a checkpoint trained by `digitrec train`.
+"""Regenerate a bundled model from checkpoints trained by `digitrec train`.
 
     python scripts/default_model.py CKPT --train-command "digitrec train --out runs/x"
+    python scripts/default_model.py A.pt B.onnx --name ocr --train-command "..." --train-command "..."
 
-writes src/digitrec/assets/default.onnx and src/digitrec/assets/default.json (the exact
-training command, the export command, and the ONNX model's own test metrics, measured
-here on ONNX Runtime). Those two files are the only things to replace to ship another model.
+writes src/digitrec/assets/NAME.onnx and NAME.json (NAME: `default`, the one-digit model, or
+`ocr`, OCR's reader), with the exact training commands, the export command, and the ONNX
+model's own test metrics, measured here on ONNX Runtime. Several models (.pt, or .onnx
+already exported) are bundled as their ensemble (`digitrec.export.average`). Those two files
+are the only things to replace to ship another model.
 
-If the checkpoint carries no fitted temperature (calibration without "ece_before", as from
+If a checkpoint carries no fitted temperature (calibration without "ece_before", as from
 a run started before calibration was added), it is calibrated first, on a copy, on the
 same validation split its training held out (`digitrec.train.calibrate_checkpoint`).
 """
@@ -29,10 +32,12 @@ ASSETS = REPO / "src" / "digitrec" / "assets"
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("checkpoint")
-    ap.add_argument("--train-command", required=True, help="the exact command that trained the checkpoint")
+    ap.add_argument("checkpoint", nargs="+", help="a .pt checkpoint; several (.pt or .onnx): an ensemble")
+    ap.add_argument("--train-command", required=True, action="append",
+                    help="the exact command that trained the checkpoint (once per checkpoint)")
+    ap.add_argument("--name", default="default", choices=["default", "ocr"], help="which bundled model")
     ap.add_argument("--note", default="", help="anything a reader must know about how the checkpoint was made")
-    ap.add_argument("--out-dir", default=str(ASSETS), help="where default.onnx and default.json go")
+    ap.add_argument("--out-dir", default=str(ASSETS), help="where NAME.onnx and NAME.json go")
     args = ap.parse_args(argv)
 
     import torch
@@ -45,24 +50,25 @@ def main(argv=None) -> int:
     from digitrec.train import calibrate_checkpoint, to_input
 
     torch.set_num_threads(1)
-    src = Path(args.checkpoint)
-    ckpt = checkpoint.load(src)
-    steps = []
+    if len(args.train_command) != len(args.checkpoint):
+        ap.error("give one --train-command per checkpoint")
+    out_dir = Path(args.out_dir)
+    steps, members = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        if "ece_before" not in ckpt.get("calibration", {}):
-            cfg = TrainConfig.from_dict(ckpt["config"])
-            name = getattr(cfg, "train_on", "") or cfg.dataset
-            val = datasets.prepare(name, cfg.data_dir, cfg.val_split, cfg.limit, cfg.seed)["val"]
-            work = Path(tmp) / src.name
-            shutil.copy(src, work)
-            calibrate_checkpoint(work, to_input(val.images, cfg.input_mean, cfg.input_std), val.labels)
-            steps.append(f"calibrate_checkpoint on datasets.prepare({name!r}, None, {cfg.val_split}, "
-                         f"{cfg.limit}, seed={cfg.seed})['val'] (done by this script)")
-            src_for_export = work
-        else:
-            src_for_export = src
-        out_dir = Path(args.out_dir)
-        onnx_path = export(src_for_export, out_dir / "default.onnx")
+        for src in map(Path, args.checkpoint):
+            if src.suffix == ".pt" and "ece_before" not in checkpoint.load(src).get("calibration", {}):
+                cfg = TrainConfig.from_dict(checkpoint.load(src)["config"])
+                name = getattr(cfg, "train_on", "") or cfg.dataset
+                val = datasets.prepare(name, cfg.data_dir, cfg.val_split, cfg.limit, cfg.seed)["val"]
+                work = Path(tmp) / src.name
+                shutil.copy(src, work)
+                calibrate_checkpoint(work, to_input(val.images, cfg.input_mean, cfg.input_std), val.labels)
+                steps.append(f"calibrate_checkpoint({src.name}) on datasets.prepare({name!r}, None, "
+                             f"{cfg.val_split}, {cfg.limit}, seed={cfg.seed})['val'] (done by this script)")
+                src = work
+            members.append(src)
+        onnx_path = export(members, out_dir / f"{args.name}.onnx")
+    steps.append(f"digitrec.export.export({[p.name for p in members]}, 'src/digitrec/assets/{args.name}.onnx')")
 
     r = Recognizer.load(onnx_path)
     test = datasets.load("mnist")["test"]
@@ -76,14 +82,15 @@ def main(argv=None) -> int:
     acc = float((probs.argmax(1) == labels).mean())
     info = {
         "model": r.name,
-        "file": "default.onnx",
+        "file": onnx_path.name,
         "bytes": onnx_path.stat().st_size,
-        "train_command": args.train_command,
+        "train_command": args.train_command if len(args.train_command) > 1 else args.train_command[0],
         "note": args.note,
         "export_command": "python scripts/default_model.py " + " ".join(
-            [str(args.checkpoint), "--train-command", json.dumps(args.train_command)]
+            args.checkpoint + [x for c in args.train_command for x in ("--train-command", json.dumps(c))]
+            + (["--name", args.name] if args.name != "default" else [])
             + (["--note", json.dumps(args.note)] if args.note else [])),
-        "export_steps": steps + ["digitrec.export.export(checkpoint, 'src/digitrec/assets/default.onnx')"],
+        "export_steps": steps,
         "checkpoint_epoch": r.metadata.get("epoch"),
         "checkpoint_metrics": r.metadata.get("metrics"),
         "calibration": r.metadata.get("calibration"),
@@ -93,7 +100,7 @@ def main(argv=None) -> int:
                       "ece_after_calibration": expected_calibration_error(probs, labels)},
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    (out_dir / "default.json").write_text(json.dumps(info, indent=2) + "\n")
+    (out_dir / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
     return 0
 

@@ -80,3 +80,23 @@ def test_export_cli(tiny_run, tmp_path, capsys):
     assert out.is_file() and out.stat().st_size < 1_000_000 and "wrote" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "none.pt"), "-o", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_ensemble_file_averages_its_members(tiny_run, tiny_onnx, mnist_test, tmp_path, capsys):
+    """`digitrec export A.pt B.onnx -o E.onnx`: E's probs are the mean of A's and B's, in one session."""
+    from digitrec.cli import main
+    from digitrec.recognizer import DEFAULT_MODEL
+
+    x, _ = mnist_test
+    pixels = x[:200] / 255.0
+    out = tmp_path / "ens.onnx"
+    assert main(["export", str(tiny_run / "best.pt"), str(DEFAULT_MODEL), "-o", str(out)]) == 0
+    ens = Recognizer.load(out)
+    a = Recognizer.load(tiny_onnx).predict_normalized(pixels)
+    b = Recognizer.load(DEFAULT_MODEL).predict_normalized(pixels)
+    assert not np.allclose(a, b, atol=1e-3)  # two different members, so the mean is a real test
+    assert np.abs(ens.predict_normalized(pixels) - (a + b) / 2).max() < 1e-6
+    assert ens.name == "ensemble(paper_cnn, paper_cnn)" and len(ens.metadata["members"]) == 2
+    assert [m["calibration"]["temperature"] for m in ens.metadata["members"]] == [
+        Recognizer.load(tiny_onnx).metadata["calibration"]["temperature"],
+        Recognizer.load(DEFAULT_MODEL).metadata["calibration"]["temperature"]]

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from digitrec.preprocess import preprocess
-from digitrec.recognizer import DEFAULT_MODEL, Prediction, Recognizer
+from digitrec.recognizer import DEFAULT_MODEL, OCR_MODEL, Prediction, Recognizer
 
 
 _NOISE = np.random.default_rng(123).standard_normal((1024, 1024), dtype=np.float32)
@@ -63,6 +63,19 @@ def test_default_model_is_small_and_described(default):
     info = json.loads((DEFAULT_MODEL.parent / "default.json").read_text())
     assert info["train_command"].startswith("digitrec train")
     assert info["onnx_test"]["accuracy"] > 0.98
+
+
+def test_ocr_reads_with_the_bundled_ocr_model(default, tiny_onnx):
+    """The bundled default reads numbers with the bundled OCR model (loaded once); any other
+    model reads with itself; `load(ocr=True)` opens the OCR model; its card says how it was made."""
+    reader = default.ocr_reader()
+    assert reader.source == str(OCR_MODEL) == Recognizer.load(ocr=True).source
+    assert default.ocr_reader() is reader and reader.min_confidence == default.min_confidence
+    own = Recognizer.load(tiny_onnx)
+    assert own.ocr_reader() is own
+    info = json.loads((OCR_MODEL.parent / "ocr.json").read_text())
+    assert info["file"] == "ocr.onnx" and info["bytes"] == OCR_MODEL.stat().st_size
+    assert info["onnx_test"]["accuracy"] > 0.99
 
 
 def test_blank_is_no_digit(default):

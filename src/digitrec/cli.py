@@ -283,10 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default: 1)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="export a checkpoint to ONNX",
+    p = sub.add_parser("export", help="export a checkpoint (or an ensemble) to ONNX",
                        description="Write a .onnx file (input 'pixels' N×1×28×28 in [0,1]; outputs 'probs' "
-                                   "and 'logits') with the normalization, calibration and metrics as metadata.")
-    p.add_argument("checkpoint", help="a .pt checkpoint written by digitrec train")
+                                   "and 'logits') with the normalization, calibration and metrics as metadata. "
+                                   "Several models (.pt or .onnx) make one ensemble file: probs is the mean "
+                                   "of theirs.")
+    p.add_argument("checkpoint", nargs="+", help="a .pt checkpoint written by digitrec train (several: "
+                                                 ".pt or .onnx members of an ensemble)")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.set_defaults(func=cmd_export)
 
@@ -299,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print JSON: path, text, lines (text, digits: label, confidence, box [x0, y0, x1, y1])")
     p.add_argument("--overlay", metavar="OUT.png",
                    help="draw the boxes and labels on the image (a folder when several images are given)")
-    p.add_argument("--model", help="a .onnx from `digitrec export` or a .pt checkpoint (default: the bundled model)")
+    p.add_argument("--model", help="a .onnx from `digitrec export` or a .pt checkpoint (default: the bundled OCR model)")
     p.add_argument("--min-confidence", type=float, default=0.6,
                    help="below this probability a digit reads as '?' (default: 0.6)")
     p.set_defaults(func=cmd_ocr)
@@ -314,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--touching-share", type=float, default=0.5,
                    help="share of numbers with at least one touching/overlapping pair (default: 0.5)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--model", help="a .onnx or .pt model (default: the bundled model)")
+    p.add_argument("--model", help="a .onnx or .pt model (default: the bundled OCR model)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--save-failures", metavar="DIR", help="write the images read wrongly into DIR")
     p.add_argument("--min-confidence", type=float, default=0.6,

@@ -10,6 +10,11 @@ A model trained with the "not one digit" class has 11 logits: the softmax runs o
 The batch axis is dynamic. Everything a user of the file needs travels in the model's
 metadata_props under the key "digitrec" as JSON: model name, normalization, calibration
 (temperature, ECE before/after), metrics, training config, and how it was made.
+
+An ensemble file (`digitrec export A.pt B.onnx -o ens.onnx`, `average`) holds every
+member's graph side by side on the same input: probs is the mean of the members'
+calibrated probabilities, logits their log (an ensemble has no single temperature),
+and its metadata lists each member's own.
 This module imports torch; inference lives in `recognizer.py`, which does not.
 """
 
@@ -105,10 +110,57 @@ def to_onnx_bytes(ckpt: dict, source: str | None = None, extra: dict | None = No
     return model.SerializeToString()
 
 
+def member_bytes(path) -> bytes:
+    """An ensemble member as ONNX: a .onnx file as it is, a .pt checkpoint exported."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        return path.read_bytes()
+    return to_onnx_bytes(checkpoint.load(path), source=path.name)
+
+
+def average(members: list[bytes]) -> bytes:
+    """One ONNX model whose probs are the mean of the members' probs (each an export of ours)."""
+    import onnx
+    from onnx import compose, helper, numpy_helper
+    import numpy as np
+
+    models = [onnx.load_from_string(b) for b in members]
+    metas = [json.loads({p.key: p.value for p in m.metadata_props}.get(METADATA_KEY, "{}")) for m in models]
+    nodes, inits = [], []
+    for i, m in enumerate(models):
+        m = compose.add_prefix(m, f"m{i}/")
+        for node in m.graph.node:
+            node.input[:] = [INPUT if name == f"m{i}/{INPUT}" else name for name in node.input]
+        nodes += m.graph.node
+        inits += m.graph.initializer
+    inits.append(numpy_helper.from_array(np.array(1.0 / len(models), np.float32), "ensemble/scale"))
+    nodes += [helper.make_node("Sum", [f"m{i}/probs" for i in range(len(models))], ["ensemble/sum"]),
+              helper.make_node("Mul", ["ensemble/sum", "ensemble/scale"], ["probs"]),
+              helper.make_node("Log", ["probs"], ["logits"])]
+    first = models[0].graph
+    outputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", 10]) for name in OUTPUTS]
+    graph = helper.make_graph(nodes, "digitrec_ensemble", list(first.input), outputs, inits)
+    model = helper.make_model(graph, opset_imports=models[0].opset_import, ir_version=models[0].ir_version)
+    meta = {"format": "digitrec-onnx/1", "model": "ensemble(" + ", ".join(m.get("model", "?") for m in metas) + ")",
+            "input": metas[0].get("input"), "outputs": {"probs": "mean of the members' calibrated probs",
+                                                        "logits": "log(probs)"},
+            "members": metas}
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
+    model.producer_name, model.doc_string = "digitrec", f"digitrec {meta['model']}: pixels -> probs, logits"
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
-    """Export the checkpoint at `ckpt_path` to `out_path` (written atomically)."""
-    ckpt = checkpoint.load(ckpt_path)
-    data = to_onnx_bytes(ckpt, source=os.path.basename(str(ckpt_path)), extra=extra)
+    """Export the checkpoint at `ckpt_path` to `out_path` (written atomically); several paths
+    (checkpoints or .onnx files): their ensemble, `average`."""
+    if isinstance(ckpt_path, (list, tuple)) and len(ckpt_path) > 1:
+        data = average([member_bytes(p) for p in ckpt_path])
+    else:
+        ckpt_path = ckpt_path[0] if isinstance(ckpt_path, (list, tuple)) else ckpt_path
+        ckpt = checkpoint.load(ckpt_path)
+        data = to_onnx_bytes(ckpt, source=os.path.basename(str(ckpt_path)), extra=extra)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")

@@ -23,9 +23,9 @@ digits and classifies each cut with the recognizer, in one batch per image:
 Writing taller than about 64 px is scaled down first (MNIST digits are 20 px), which
 also bounds the work on large images. Known limit: a classifier trained on whole digits
 only is often as sure of a fragment as of one digit, and without a reject class also of
-two touching digits (a 1 leaning on a 4 reads as a 4). The bundled model has also learnt
-OCR's own cuts of synthetic lines (`digitrec train --ocr-lines`, `ocrdata.py`), so it
-doubts fragments and merged digits; strokes that cross, where no cut separates the two
+two touching digits (a 1 leaning on a 4 reads as a 4). The bundled models (OCR's own reader,
+`assets/ocr.onnx`, and the one-digit default) have also learnt OCR's own cuts of synthetic
+lines (`digitrec train --ocr-lines`, `ocrdata.py`), so they doubt fragments and merged digits; strokes that cross, where no cut separates the two
 digits, remain the main error on touching pairs (docs/ocr.md).
 
 A digit whose probability among the ten digits is below the recognizer's
@@ -585,7 +585,7 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
     from .errors import DigitrecError
     from .recognizer import Recognizer
 
-    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
     if overlay and len(images) > 1:
         Path(overlay).mkdir(parents=True, exist_ok=True)
     results, failed = [], 0

@@ -289,7 +289,7 @@ def run_cli(n: int, length: str, touching_share: float, seed: int, model=None, a
     if not 0.0 <= touching_share <= 1.0:
         raise DigitrecError(f"--touching-share must lie between 0 and 1 (got {touching_share})")
     cfg = BenchConfig(n=n, length=parse_length(length), touching_share=touching_share, seed=seed)
-    recognizer = Recognizer.load(model, min_confidence=min_confidence)
+    recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
     samples = list(generate(cfg, data_dir))
     result = score(recognizer, samples, progress=not as_json)
     if save:  # the images the OCR got wrong, named by index, truth and reading

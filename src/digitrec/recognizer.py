@@ -1,11 +1,16 @@
 """The recognizer: a loaded model that turns images of one digit into calibrated answers.
 
-`Recognizer.load(path)` opens an ONNX model (the bundled default, or one written by
+`Recognizer.load(path)` opens an ONNX model (a bundled one, or one written by
 `digitrec export`) on ONNX Runtime; torch is never imported for .onnx files. A .pt
 checkpoint is also accepted: it is exported to ONNX in memory first (that case imports torch).
+Two models are bundled: `default.onnx` (the paper's CNN: `predict`, `serve`, the drawing
+page) and `ocr.onnx` (OCR's reader: stronger and slower; OCR reads dozens of candidate crops
+per image, and a number is right only if all its digits are). `read` on the bundled default
+reads with the bundled OCR model, loaded on first use; on any other model, with that model.
 Answers abstain: a blank image is 'no_digit', a best guess below `min_confidence` is
-'uncertain'. One instance is safe to share between threads (ONNX Runtime sessions are;
-the recognizer holds no mutable state). Training and evaluation live elsewhere.
+'uncertain'. One instance is safe to share between threads (ONNX Runtime sessions are; the
+only state, the OCR model loaded on first use, at worst loads twice). Training and
+evaluation live elsewhere.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from .errors import DigitrecError, ImageError
 from .preprocess import preprocess
 
 ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_MODEL = ASSETS / "default.onnx"
+DEFAULT_MODEL = ASSETS / "default.onnx"   # one digit: predict, serve, the drawing page
+OCR_MODEL = ASSETS / "ocr.onnx"           # OCR's reader (assets/ocr.json says what it is)
 CHUNK = 1024  # images per ONNX Runtime call in predict_normalized
 
 
@@ -86,14 +92,17 @@ class Recognizer:
         self.name = metadata.get("model", "unknown")
         self.min_confidence = float(min_confidence)
         self.source = source
+        self.threads = max(1, int(threads))
+        self._ocr: Recognizer | None = None
 
     @classmethod
-    def load(cls, path=None, min_confidence: float = 0.6, threads: int = 1) -> "Recognizer":
-        """path None -> the bundled default model; a .onnx from `digitrec export`; or a .pt checkpoint."""
-        path = Path(path) if path is not None else DEFAULT_MODEL
+    def load(cls, path=None, min_confidence: float = 0.6, threads: int = 1, ocr: bool = False) -> "Recognizer":
+        """path None -> the bundled default model (with ocr=True: the bundled OCR model);
+        a .onnx from `digitrec export`; or a .pt checkpoint."""
+        path = Path(path) if path is not None else (OCR_MODEL if ocr else DEFAULT_MODEL)
         if not path.is_file():
-            hint = (" (the bundled default model is missing; reinstall digitrec or regenerate it with "
-                    "`make default-model`)" if path == DEFAULT_MODEL else "")
+            hint = (" (a bundled model is missing; reinstall digitrec or regenerate it with "
+                    "`make default-model`)" if path in (DEFAULT_MODEL, OCR_MODEL) else "")
             raise DigitrecError(f"model not found: {path}{hint}")
         if path.suffix == ".pt":
             from . import checkpoint
@@ -147,11 +156,20 @@ class Recognizer:
         """Predictions for many inputs, one network call; the first bad image raises ImageError."""
         return self.predictions([self.normalize(x) for x in items])
 
+    def ocr_reader(self) -> "Recognizer":
+        """The recognizer OCR reads with: the bundled OCR model if this is the bundled default
+        (loaded once, on first use), else this one."""
+        if self.source != str(DEFAULT_MODEL):
+            return self
+        if self._ocr is None:
+            self._ocr = Recognizer.load(OCR_MODEL, self.min_confidence, self.threads)
+        return self._ocr
+
     def read(self, image):
         """OCR: the numbers written in `image`, line by line (see `digitrec.ocr.read`)."""
         from .ocr import read
 
-        return read(self, image)
+        return read(self.ocr_reader(), image)
 
     def __repr__(self) -> str:
         return f"Recognizer({self.name!r}, source={self.source!r}, min_confidence={self.min_confidence})"

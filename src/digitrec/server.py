@@ -6,7 +6,8 @@ inference runs in the threadpool so the event loop never blocks). Endpoints:
 
   POST /v1/predict   one digit: multipart file, raw image body, JSON {"image": base64}
                      or JSON {"pixels": 28×28 numbers, ink high}
-  POST /v1/ocr       a multi-digit number (501 until digitrec.ocr provides Recognizer.read)
+  POST /v1/ocr       a multi-digit number (the default model reads with the bundled OCR model,
+                     loaded in the lifespan too; 501 for a recognizer without `read`)
   GET  /v1/model     model name, metrics, calibration and the input spec
   GET  /healthz      health check
   GET  /             the drawing page (static/index.html); OpenAPI docs at /docs
@@ -288,6 +289,8 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
             from .recognizer import Recognizer
 
             app.state.recognizer = await run_in_threadpool(Recognizer.load, model_path, min_confidence)
+        if callable(getattr(app.state.recognizer, "ocr_reader", None)):  # OCR's model loads now, not mid-request
+            await run_in_threadpool(app.state.recognizer.ocr_reader)
         log.info("digitrec: serving model %s", app.state.recognizer.name)
         yield
 
@@ -367,7 +370,8 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
                                    "[0,1] or 0-255, already MNIST-normalized"},
                           "max_body_bytes": limits.max_body_bytes, "max_pixels": limits.max_pixels,
                           "timeout_s": limits.timeout_s},
-                "ocr": callable(getattr(r, "read", None))}
+                "ocr": callable(getattr(r, "read", None)),
+                "ocr_model": r.ocr_reader().name if callable(getattr(r, "ocr_reader", None)) else None}
 
     @app.get("/healthz")
     async def healthz(request: Request):
