@@ -296,6 +296,25 @@ def test_ocr_reads_a_number(tiny_onnx, mnist_test):
         err(c.post("/v1/ocr", content=b"", headers={"content-type": "image/png"}), 422)
 
 
+def test_default_app_reads_numbers_with_the_ocr_reader(mnist_test):
+    """The bundled default predicts with the paper's CNN and reads numbers with the bundled
+    OCR reader, loaded in the lifespan (one instance for all requests)."""
+    from digitrec.recognizer import OCR_MODEL
+
+    images, _ = mnist_test
+    row = np.full((40, 8 + 36 * 3), 255, np.uint8)
+    for i in range(3):
+        row[6:34, 8 + 36 * i:36 + 36 * i] = 255 - images[i]
+    png = png_bytes(row)
+    ocr_reader = Recognizer.load(OCR_MODEL)
+    with TestClient(create_app()) as c:
+        model = c.get("/v1/model").json()
+        assert (model["name"], model["ocr_model"]) == ("paper_cnn", ocr_reader.name)
+        assert c.app.state.recognizer._ocr.source == str(OCR_MODEL)
+        body = c.post("/v1/ocr", files={"file": ("n.png", png, "image/png")}).json()
+        assert body["lines"] == ocr_reader.read(png).to_dict()["lines"]
+
+
 def test_cors_off_by_default_and_on_when_configured(client, tiny_onnx):
     r = client.get("/healthz", headers={"Origin": "https://example.org"})
     assert "access-control-allow-origin" not in r.headers
