@@ -100,3 +100,24 @@ def test_ensemble_file_averages_its_members(tiny_run, tiny_onnx, mnist_test, tmp
     assert [m["calibration"]["temperature"] for m in ens.metadata["members"]] == [
         Recognizer.load(tiny_onnx).metadata["calibration"]["temperature"],
         Recognizer.load(DEFAULT_MODEL).metadata["calibration"]["temperature"]]
+
+
+def test_ensemble_export_refuses_bad_members(tiny_onnx, tmp_path, capsys):
+    from digitrec.cli import main
+
+    out = tmp_path / "ens.onnx"
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx model")
+    for member, message in [(tmp_path / "none.onnx", "model not found"),
+                            (junk, "ensemble member 2: not an ONNX model")]:
+        assert main(["export", str(tiny_onnx), str(member), "-o", str(out)]) == 2
+        assert message in capsys.readouterr().err
+    other = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])]))
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(other.SerializeToString())
+    assert main(["export", str(tiny_onnx), str(foreign), "-o", str(out)]) == 2
+    assert "not a digitrec export" in capsys.readouterr().err
+    assert not out.exists()

@@ -112,10 +112,14 @@ def to_onnx_bytes(ckpt: dict, source: str | None = None, extra: dict | None = No
 
 def member_bytes(path) -> bytes:
     """An ensemble member as ONNX: a .onnx file as it is, a .pt checkpoint exported."""
+    from .errors import DigitrecError
+
     path = Path(path)
-    if path.suffix == ".onnx":
-        return path.read_bytes()
-    return to_onnx_bytes(checkpoint.load(path), source=path.name)
+    if path.suffix != ".onnx":
+        return to_onnx_bytes(checkpoint.load(path), source=path.name)
+    if not path.is_file():
+        raise DigitrecError(f"model not found: {path}")
+    return path.read_bytes()
 
 
 def average(members: list[bytes]) -> bytes:
@@ -124,7 +128,20 @@ def average(members: list[bytes]) -> bytes:
     from onnx import compose, helper, numpy_helper
     import numpy as np
 
-    models = [onnx.load_from_string(b) for b in members]
+    from .errors import DigitrecError
+
+    models = []
+    for k, b in enumerate(members, start=1):
+        try:
+            m = onnx.load_from_string(b)
+        except Exception as e:
+            raise DigitrecError(f"ensemble member {k}: not an ONNX model ({e})") from e
+        ios = ([i.name for i in m.graph.input], [o.name for o in m.graph.output])
+        same_opset = not models or m.opset_import == models[0].opset_import
+        if ios != ([INPUT], list(OUTPUTS)) or not same_opset:
+            raise DigitrecError(f"ensemble member {k}: not a digitrec export like the first member (input "
+                                f"'pixels', outputs 'probs' and 'logits', the same ONNX opset expected)")
+        models.append(m)
     metas = [json.loads({p.key: p.value for p in m.metadata_props}.get(METADATA_KEY, "{}")) for m in models]
     nodes, inits = [], []
     for i, m in enumerate(models):
