@@ -56,8 +56,9 @@ def main(argv=None) -> int:
     steps, members = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for src in map(Path, args.checkpoint):
-            if src.suffix == ".pt" and "ece_before" not in checkpoint.load(src).get("calibration", {}):
-                cfg = TrainConfig.from_dict(checkpoint.load(src)["config"])
+            ckpt = checkpoint.load(src) if src.suffix == ".pt" else None
+            if ckpt is not None and "ece_before" not in ckpt.get("calibration", {}):
+                cfg = TrainConfig.from_dict(ckpt["config"])
                 name = getattr(cfg, "train_on", "") or cfg.dataset
                 val = datasets.prepare(name, cfg.data_dir, cfg.val_split, cfg.limit, cfg.seed)["val"]
                 work = Path(tmp) / src.name

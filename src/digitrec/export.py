@@ -110,8 +110,8 @@ def to_onnx_bytes(ckpt: dict, source: str | None = None, extra: dict | None = No
     return model.SerializeToString()
 
 
-def member_bytes(path) -> bytes:
-    """An ensemble member as ONNX: a .onnx file as it is, a .pt checkpoint exported."""
+def onnx_bytes(path) -> bytes:
+    """A model file as ONNX: a .onnx file as it is, a .pt checkpoint exported."""
     from .errors import DigitrecError
 
     path = Path(path)
@@ -173,7 +173,7 @@ def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
     """Export the checkpoint at `ckpt_path` to `out_path` (written atomically); several paths
     (checkpoints or .onnx files): their ensemble, `average`."""
     if isinstance(ckpt_path, (list, tuple)) and len(ckpt_path) > 1:
-        data = average([member_bytes(p) for p in ckpt_path])
+        data = average([onnx_bytes(p) for p in ckpt_path])
     else:
         ckpt_path = ckpt_path[0] if isinstance(ckpt_path, (list, tuple)) else ckpt_path
         ckpt = checkpoint.load(ckpt_path)

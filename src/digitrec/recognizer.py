@@ -105,10 +105,9 @@ class Recognizer:
                     "`make default-model`)" if path in (DEFAULT_MODEL, OCR_MODEL) else "")
             raise DigitrecError(f"model not found: {path}{hint}")
         if path.suffix == ".pt":
-            from . import checkpoint
-            from .export import to_onnx_bytes
+            from .export import onnx_bytes
 
-            data = to_onnx_bytes(checkpoint.load(path), source=path.name)
+            data = onnx_bytes(path)
         else:
             data = path.read_bytes()
         return cls(data, None, min_confidence, threads, source=str(path))
