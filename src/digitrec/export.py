@@ -172,12 +172,11 @@ def average(members: list[bytes]) -> bytes:
 def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
     """Export the checkpoint at `ckpt_path` to `out_path` (written atomically); several paths
     (checkpoints or .onnx files): their ensemble, `average`."""
-    if isinstance(ckpt_path, (list, tuple)) and len(ckpt_path) > 1:
-        data = average([onnx_bytes(p) for p in ckpt_path])
+    paths = list(ckpt_path) if isinstance(ckpt_path, (list, tuple)) else [ckpt_path]
+    if len(paths) > 1:
+        data = average([onnx_bytes(p) for p in paths])
     else:
-        ckpt_path = ckpt_path[0] if isinstance(ckpt_path, (list, tuple)) else ckpt_path
-        ckpt = checkpoint.load(ckpt_path)
-        data = to_onnx_bytes(ckpt, source=os.path.basename(str(ckpt_path)), extra=extra)
+        data = to_onnx_bytes(checkpoint.load(paths[0]), source=os.path.basename(str(paths[0])), extra=extra)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")

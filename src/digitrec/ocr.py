@@ -25,8 +25,9 @@ also bounds the work on large images. Known limit: a classifier trained on whole
 only is often as sure of a fragment as of one digit, and without a reject class also of
 two touching digits (a 1 leaning on a 4 reads as a 4). The bundled models (OCR's own reader,
 `assets/ocr.onnx`, and the one-digit default) have also learnt OCR's own cuts of synthetic
-lines (`digitrec train --ocr-lines`, `ocrdata.py`), so they doubt fragments and merged digits; strokes that cross, where no cut separates the two
-digits, remain the main error on touching pairs (docs/ocr.md).
+lines (`digitrec train --ocr-lines`, `ocrdata.py`), so they doubt fragments and merged
+digits; strokes that cross, where no cut separates the two digits, remain the main error
+on touching pairs (docs/ocr.md).
 
 A digit whose probability among the ten digits is below the recognizer's
 `min_confidence` reads as '?'.
