@@ -81,6 +81,11 @@ def main(argv=None) -> int:
     raw = np.exp(logits - logits.max(1, keepdims=True))
     raw /= raw.sum(1, keepdims=True)
     acc = float((probs.argmax(1) == labels).mean())
+    members = r.metadata.get("members") or [r.metadata]  # an ensemble: each member's own, in order
+    each = (lambda key: [m.get(key) for m in members]) if len(members) > 1 else (lambda key: members[0].get(key))
+    test_ece = ({"ece_before_calibration": expected_calibration_error(raw, labels),
+                 "ece_after_calibration": expected_calibration_error(probs, labels)} if len(members) == 1
+                else {"ece": expected_calibration_error(probs, labels)})  # an ensemble has no temperature of its own
     info = {
         "model": r.name,
         "file": onnx_path.name,
@@ -92,13 +97,11 @@ def main(argv=None) -> int:
             + (["--name", args.name] if args.name != "default" else [])
             + (["--note", json.dumps(args.note)] if args.note else [])),
         "export_steps": steps,
-        "checkpoint_epoch": r.metadata.get("epoch"),
-        "checkpoint_metrics": r.metadata.get("metrics"),
-        "calibration": r.metadata.get("calibration"),
+        "checkpoint_epoch": each("epoch"),
+        "checkpoint_metrics": each("metrics"),
+        "calibration": each("calibration"),
         "onnx_test": {"dataset": "mnist test (10,000)", "accuracy": acc,
-                      "errors": int((probs.argmax(1) != labels).sum()),
-                      "ece_before_calibration": expected_calibration_error(raw, labels),
-                      "ece_after_calibration": expected_calibration_error(probs, labels)},
+                      "errors": int((probs.argmax(1) != labels).sum()), **test_ece},
         "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     (out_dir / f"{args.name}.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -83,19 +83,25 @@ def test_export_cli(tiny_run, tmp_path, capsys):
 
 
 def test_ensemble_file_averages_its_members(tiny_run, tiny_onnx, mnist_test, tmp_path, capsys):
-    """`digitrec export A.pt B.onnx -o E.onnx`: E's probs are the mean of A's and B's, in one session."""
+    """`digitrec export A.pt B.onnx -o E.onnx`: E's probs are ensemble.combine of A's and B's, in one
+    session: the mean over the ten digits, and the digit mass of B, the member with a reject class."""
     from digitrec.cli import main
+    from digitrec.ensemble import combine
     from digitrec.recognizer import DEFAULT_MODEL
 
     x, _ = mnist_test
-    pixels = x[:200] / 255.0
+    pixels = np.concatenate([x[:200] / 255.0, np.maximum(x[200:210], x[210:220]) / 255.0])  # + 10 merged pairs
     out = tmp_path / "ens.onnx"
     assert main(["export", str(tiny_run / "best.pt"), str(DEFAULT_MODEL), "-o", str(out)]) == 0
-    ens = Recognizer.load(out)
+    ens = Recognizer.load(out).predict_normalized(pixels)
     a = Recognizer.load(tiny_onnx).predict_normalized(pixels)
     b = Recognizer.load(DEFAULT_MODEL).predict_normalized(pixels)
     assert not np.allclose(a, b, atol=1e-3)  # two different members, so the mean is a real test
-    assert np.abs(ens.predict_normalized(pixels) - (a + b) / 2).max() < 1e-6
+    assert np.abs(a.sum(1) - 1).max() < 1e-5 and b[200:].sum(1).min() < 0.1  # B doubts some overlays, A cannot
+    want = (a / a.sum(1, keepdims=True) + b / b.sum(1, keepdims=True)) / 2 * b.sum(1, keepdims=True)
+    assert np.abs(ens - want).max() < 1e-6
+    assert np.abs(ens - combine([torch.from_numpy(a), torch.from_numpy(b)], [False, True]).numpy()).max() < 1e-6
+    ens = Recognizer.load(out)
     assert ens.name == "ensemble(paper_cnn, paper_cnn)" and len(ens.metadata["members"]) == 2
     assert [m["calibration"]["temperature"] for m in ens.metadata["members"]] == [
         Recognizer.load(tiny_onnx).metadata["calibration"]["temperature"],

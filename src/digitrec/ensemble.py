@@ -1,7 +1,8 @@
 """Ensembles of checkpoints: the mean of their calibrated probabilities, optionally with test-time augmentation.
 
 Each member keeps its own input normalization and temperature (as its checkpoint
-says), so members of different models and recipes can be mixed. Test-time
+says), so members of different models and recipes can be mixed, also models with and
+without the "not one digit" class (`combine`). Test-time
 augmentation (TTA) averages, per member, the probabilities of a few fixed views of
 each image (the original, ±5° rotations, 1-pixel shifts). The result is an
 `evaluation.Evaluation`, scored and reported exactly like a single model.
@@ -35,6 +36,20 @@ def _view(x: torch.Tensor, degrees: float, dx: float, dy: float, background: flo
     return F.grid_sample(x - background, grid, align_corners=False) + background
 
 
+def combine(probs: list[torch.Tensor], rejecting: list[bool]) -> torch.Tensor:
+    """The ensemble's N×10 probabilities from its members' (N×10 each, calibrated).
+
+    Which digit: the mean of the members' probabilities among the ten digits. Whether it is
+    one digit at all: the mean digit mass (the row sum) of the members with a reject class,
+    which a model without one cannot judge (its rows sum to 1). With no such member, or only
+    such members, this is about the plain mean of the members' probabilities.
+    """
+    mass = [p.sum(1, keepdim=True) for p in probs]
+    digits = torch.stack([p / m.clamp_min(1e-12) for p, m in zip(probs, mass)]).mean(0)
+    judges = [m for m, r in zip(mass, rejecting) if r] or mass
+    return digits * torch.stack(judges).mean(0)
+
+
 def member_probs(ckpt: dict, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
     """N×10 calibrated probabilities of one checkpoint on uint8 images N×28×28 (mean over TTA views)."""
     model = checkpoint.build_model(ckpt)
@@ -50,7 +65,8 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
     """Score the ensemble of the checkpoints at `paths` on a test set, like evaluation.evaluate_checkpoint."""
     ckpts = [checkpoint.load(p) for p in paths]
     test = datasets.load(dataset, data_dir)["test"].head(limit)
-    probs = torch.stack([member_probs(c, test.images, tta) for c in ckpts]).mean(0).numpy()
+    probs = combine([member_probs(c, test.images, tta) for c in ckpts],
+                    [c.get("config", {}).get("reject", 0) > 0 for c in ckpts]).numpy()
     labels = test.labels.numpy()
     metrics = {
         "model": "ensemble of " + ", ".join(c["model"] for c in ckpts) + (" with TTA" if tta else ""),

@@ -12,9 +12,10 @@ metadata_props under the key "digitrec" as JSON: model name, normalization, cali
 (temperature, ECE before/after), metrics, training config, and how it was made.
 
 An ensemble file (`digitrec export A.pt B.onnx -o ens.onnx`, `average`) holds every
-member's graph side by side on the same input: probs is the mean of the members'
-calibrated probabilities, logits their log (an ensemble has no single temperature),
-and its metadata lists each member's own.
+member's graph side by side on the same input and combines them as `ensemble.combine`
+does: which digit, from all members; whether it is one digit at all, from the members
+with a reject class. logits is log(probs) (an ensemble has no single temperature), and
+its metadata lists each member's own.
 This module imports torch; inference lives in `recognizer.py`, which does not.
 """
 
@@ -122,8 +123,13 @@ def onnx_bytes(path) -> bytes:
     return path.read_bytes()
 
 
+def _rejects(meta: dict) -> bool:
+    """Whether an export's probs carry a digit mass: a reject class, or an ensemble with one."""
+    return (meta.get("config") or {}).get("reject", 0) > 0 or any(_rejects(m) for m in meta.get("members", []))
+
+
 def average(members: list[bytes]) -> bytes:
-    """One ONNX model whose probs are the mean of the members' probs (each an export of ours)."""
+    """One ONNX model averaging the members (each an export of ours): `ensemble.combine` as a graph."""
     import onnx
     from onnx import compose, helper, numpy_helper
     import numpy as np
@@ -150,17 +156,30 @@ def average(members: list[bytes]) -> bytes:
             node.input[:] = [INPUT if name == f"m{i}/{INPUT}" else name for name in node.input]
         nodes += m.graph.node
         inits += m.graph.initializer
-    inits.append(numpy_helper.from_array(np.array(1.0 / len(models), np.float32), "ensemble/scale"))
-    nodes += [helper.make_node("Sum", [f"m{i}/probs" for i in range(len(models))], ["ensemble/sum"]),
-              helper.make_node("Mul", ["ensemble/sum", "ensemble/scale"], ["probs"]),
+    # each member's digit mass (1, or less for a model with a reject class) and its probs among the digits
+    inits += [numpy_helper.from_array(np.array([1], np.int64), "ensemble/axis"),
+              numpy_helper.from_array(np.array(1e-12, np.float32), "ensemble/eps")]
+    for i in range(len(models)):
+        nodes += [helper.make_node("ReduceSum", [f"m{i}/probs", "ensemble/axis"], [f"m{i}/mass"], keepdims=1),
+                  helper.make_node("Max", [f"m{i}/mass", "ensemble/eps"], [f"m{i}/mass_safe"]),
+                  helper.make_node("Div", [f"m{i}/probs", f"m{i}/mass_safe"], [f"m{i}/digits"])]
+    rejecting = [i for i, m in enumerate(metas) if _rejects(m)] or list(range(len(models)))
+    inits += [numpy_helper.from_array(np.array(1.0 / len(models), np.float32), "ensemble/scale"),
+              numpy_helper.from_array(np.array(1.0 / len(rejecting), np.float32), "ensemble/mass_scale")]
+    nodes += [helper.make_node("Sum", [f"m{i}/digits" for i in range(len(models))], ["ensemble/digits_sum"]),
+              helper.make_node("Mul", ["ensemble/digits_sum", "ensemble/scale"], ["ensemble/digits"]),
+              helper.make_node("Sum", [f"m{i}/mass" for i in rejecting], ["ensemble/mass_sum"]),
+              helper.make_node("Mul", ["ensemble/mass_sum", "ensemble/mass_scale"], ["ensemble/mass"]),
+              helper.make_node("Mul", ["ensemble/digits", "ensemble/mass"], ["probs"]),
               helper.make_node("Log", ["probs"], ["logits"])]
     first = models[0].graph
     outputs = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["batch", 10]) for name in OUTPUTS]
     graph = helper.make_graph(nodes, "digitrec_ensemble", list(first.input), outputs, inits)
     model = helper.make_model(graph, opset_imports=models[0].opset_import, ir_version=models[0].ir_version)
     meta = {"format": "digitrec-onnx/1", "model": "ensemble(" + ", ".join(m.get("model", "?") for m in metas) + ")",
-            "input": metas[0].get("input"), "outputs": {"probs": "mean of the members' calibrated probs",
-                                                        "logits": "log(probs)"},
+            "input": metas[0].get("input"),
+            "outputs": {"probs": "mean of the members' calibrated probs among the ten digits, times the mean "
+                                 "digit mass of the members with a reject class", "logits": "log(probs)"},
             "members": metas}
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta, sort_keys=True)
