@@ -301,3 +301,20 @@ def test_bench_cli_json(capsys):
     for key in ("sequence_accuracy", "digit_accuracy", "cer", "oracle_sequence_accuracy", "clean_sequence_accuracy"):
         assert 0.0 <= groups["all"][key] <= 1.0
     assert groups["all"]["digit_accuracy"] > 0.7  # the bundled model, real OCR: far above chance
+
+
+def test_bench_cli_scores_a_range_of_seeds_together(capsys):
+    """`--seed 0-1`: N numbers of each seed, scored as one set; the counts are the two runs' sums."""
+    def run(seed):
+        assert main(["ocr-bench", "--n", "3", "--seed", seed, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        g = out["groups"]["all"]
+        return out["config"], g["n"], round(g["sequence_accuracy"] * g["n"]), round(g["digit_accuracy"] * 5 * g["n"])
+
+    config, n, right, digits = run("0-1")
+    assert config["seeds"] == [0, 1] and config["seed"] == "0-1" and n == 6
+    parts = [run("0"), run("1")]
+    assert right == sum(p[2] for p in parts) and digits == sum(p[3] for p in parts)
+    for bad in ("4-0", "x", "-1"):
+        assert main(["ocr-bench", "--n", "3", "--seed", bad]) == 2
+        assert "--seed must be" in capsys.readouterr().err

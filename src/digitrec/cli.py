@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", default="5", help="digits per number, or a range like 3-10 (default: 5)")
     p.add_argument("--touching-share", type=float, default=0.5,
                    help="share of numbers with at least one touching/overlapping pair (default: 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", default="0",
+                   help="random seed, or a range like 0-4: --n numbers of each seed, scored together (default: 0)")
     p.add_argument("--model", help="a .onnx or .pt model (default: the bundled OCR model)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.add_argument("--save-failures", metavar="DIR", help="write the images read wrongly into DIR")

@@ -6,7 +6,8 @@ thickened or thinned (grey dilation/erosion), jittered vertically and placed
 after the previous one with a random gap, or pushed into it until the inks touch
 or overlap (a configurable share of images has at least one such pair). The ink
 is printed on a paper-like background (tint, uneven lighting, texture), with
-noise and JPEG artifacts. Sample `i` of seed `s` is the same whatever `n` is.
+noise and JPEG artifacts. Sample `i` of seed `s` is the same whatever `n` is, so a
+range of seeds (`digitrec ocr-bench --seed 0-4`) is N numbers of each, scored together.
 
 `score` reads every image with `digitrec.ocr.read` and reports sequence accuracy,
 digit accuracy and character error rate, split into separated and touching
@@ -261,23 +262,30 @@ def format_table(groups: dict) -> str:
     return "\n".join(lines)
 
 
-def parse_length(text: str) -> tuple[int, int]:
-    """'5' -> (5, 5); '3-10' -> (3, 10)."""
+def parse_range(text: str, option: str, lo_bound: int, hi_bound: int) -> tuple[int, int]:
+    """'5' -> (5, 5); '3-10' -> (3, 10); a DigitrecError naming OPTION outside [lo_bound, hi_bound]."""
     from .errors import DigitrecError
 
     try:
         lo, _, hi = str(text).partition("-")
         lo, hi = int(lo), int(hi or lo)
     except ValueError:
-        raise DigitrecError(f"--length must be a number of digits or a range like 3-10, not {text!r}") from None
-    if not 1 <= lo <= hi <= 30:
-        raise DigitrecError(f"--length must lie between 1 and 30 digits (got {text!r})")
+        raise DigitrecError(f"{option} must be a number or a range like 3-10, not {text!r}") from None
+    if not lo_bound <= lo <= hi <= hi_bound:
+        raise DigitrecError(f"{option} must be a number or a rising range between {lo_bound} and "
+                            f"{hi_bound:,} (got {text!r})")
     return lo, hi
 
 
-def run_cli(n: int, length: str, touching_share: float, seed: int, model=None, as_json: bool = False,
+def parse_length(text: str) -> tuple[int, int]:
+    """Digits per number: '5' -> (5, 5); '3-10' -> (3, 10)."""
+    return parse_range(text, "--length", 1, 30)
+
+
+def run_cli(n: int, length: str, touching_share: float, seed="0", model=None, as_json: bool = False,
             save: str | None = None, data_dir=None, min_confidence: float = 0.6) -> int:
-    """`digitrec ocr-bench`: generate, read, score, print (a table or JSON)."""
+    """`digitrec ocr-bench`: generate, read, score, print (a table or JSON). `seed` may be a
+    range ('0-4'): N numbers of each seed, scored together."""
     import json
     from pathlib import Path
 
@@ -288,23 +296,29 @@ def run_cli(n: int, length: str, touching_share: float, seed: int, model=None, a
         raise DigitrecError("--n must be at least 1")
     if not 0.0 <= touching_share <= 1.0:
         raise DigitrecError(f"--touching-share must lie between 0 and 1 (got {touching_share})")
-    cfg = BenchConfig(n=n, length=parse_length(length), touching_share=touching_share, seed=seed)
+    first, last = parse_range(seed, "--seed", 0, 2**31 - 1)
+    seeds = list(range(first, last + 1))
+    cfgs = [BenchConfig(n=n, length=parse_length(length), touching_share=touching_share, seed=s) for s in seeds]
     recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
-    samples = list(generate(cfg, data_dir))
+    samples = [sample for cfg in cfgs for sample in generate(cfg, data_dir)]
     result = score(recognizer, samples, progress=not as_json)
-    if save:  # the images the OCR got wrong, named by index, truth and reading
+    seed_text = str(first) if first == last else f"{first}-{last}"
+    if save:  # the images the OCR got wrong, named by (seed,) index, truth and reading
         out = Path(save)
         out.mkdir(parents=True, exist_ok=True)
-        for i, row in enumerate(result["samples"]):
+        for k, row in enumerate(result["samples"]):
             if row["pred"] != row["truth"]:
-                samples[i].image.save(out / f"{i:04d}_{row['truth']}_{row['pred'].replace(chr(10), '-') or 'none'}.png")
+                s, i = seeds[k // n], k % n
+                name = f"{i:04d}" if len(seeds) == 1 else f"s{s}_{i:04d}"
+                samples[k].image.save(out / f"{name}_{row['truth']}_{row['pred'].replace(chr(10), '-') or 'none'}.png")
     if as_json:
-        print(json.dumps({"config": {"n": n, "length": list(cfg.length), "touching_share": touching_share,
-                                     "seed": seed, "min_confidence": min_confidence,
+        print(json.dumps({"config": {"n": n, "length": list(cfgs[0].length), "touching_share": touching_share,
+                                     "seed": seed_text, "seeds": seeds, "min_confidence": min_confidence,
                                      "model": recognizer.name, "model_source": recognizer.source},
                           "groups": result["groups"]}, indent=2))
     else:
-        print(f"ocr-bench: {n} numbers of {length} digits, touching share {touching_share}, seed {seed}, "
+        what = f"seed {seed_text}" if len(seeds) == 1 else f"seeds {seed_text} ({n} numbers each)"
+        print(f"ocr-bench: {n * len(seeds)} numbers of {length} digits, touching share {touching_share}, {what}, "
               f"min confidence {min_confidence}, model {recognizer.name} ({recognizer.source})")
         print(format_table(result["groups"]))
         print("perfect-seg: the same model on each digit cut out with the generator's own masks")
