@@ -6,8 +6,9 @@
 writes src/digitrec/assets/NAME.onnx and NAME.json (NAME: `default`, the one-digit model, or
 `ocr`, OCR's reader), with the exact training commands, the export command, and the ONNX
 model's own test metrics, measured here on ONNX Runtime. Several models (.pt, or .onnx
-already exported) are bundled as their ensemble (`digitrec.export.average`). Those two files
-are the only things to replace to ship another model.
+already exported) are bundled as their ensemble (`digitrec.export.average`); `--half-weights`
+stores the weights as float16 (`digitrec.export.half_weights`). Those two files are the only
+things to replace to ship another model.
 
 If a checkpoint carries no fitted temperature (calibration without "ece_before", as from
 a run started before calibration was added), it is calibrated first, on a copy, on the
@@ -38,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--name", default="default", choices=["default", "ocr"], help="which bundled model")
     ap.add_argument("--note", default="", help="anything a reader must know about how the checkpoint was made")
     ap.add_argument("--out-dir", default=str(ASSETS), help="where NAME.onnx and NAME.json go")
+    ap.add_argument("--half-weights", action="store_true",
+                    help="store the weights as float16 (half the file; computed in float32; export.half_weights)")
     args = ap.parse_args(argv)
 
     import torch
@@ -45,7 +48,7 @@ def main(argv=None) -> int:
     from digitrec import checkpoint, datasets
     from digitrec.calibration import expected_calibration_error
     from digitrec.config import TrainConfig
-    from digitrec.export import export
+    from digitrec.export import export, half_weights
     from digitrec.recognizer import Recognizer
     from digitrec.train import calibrate_checkpoint, to_input
 
@@ -70,6 +73,9 @@ def main(argv=None) -> int:
             members.append(src)
         onnx_path = export(members, out_dir / f"{args.name}.onnx")
     steps.append(f"digitrec.export.export({[p.name for p in members]}, 'src/digitrec/assets/{args.name}.onnx')")
+    if args.half_weights:
+        onnx_path.write_bytes(half_weights(onnx_path.read_bytes()))
+        steps.append(f"digitrec.export.half_weights on {args.name}.onnx (weights stored as float16)")
 
     r = Recognizer.load(onnx_path)
     test = datasets.load("mnist")["test"]
@@ -95,6 +101,7 @@ def main(argv=None) -> int:
         "export_command": "python scripts/default_model.py " + " ".join(
             args.checkpoint + [x for c in args.train_command for x in ("--train-command", json.dumps(c))]
             + (["--name", args.name] if args.name != "default" else [])
+            + (["--half-weights"] if args.half_weights else [])
             + (["--note", json.dumps(args.note)] if args.note else [])),
         "export_steps": steps,
         "checkpoint_epoch": each("epoch"),

@@ -108,6 +108,20 @@ def test_ensemble_file_averages_its_members(tiny_run, tiny_onnx, mnist_test, tmp
         Recognizer.load(DEFAULT_MODEL).metadata["calibration"]["temperature"]]
 
 
+def test_half_weights_halve_the_file_and_keep_the_answers(tiny_onnx, mnist_test):
+    from digitrec.export import half_weights
+
+    x, _ = mnist_test
+    pixels = x[:300] / 255.0
+    full = tiny_onnx.read_bytes()
+    half = half_weights(full)
+    assert 0.45 < len(half) / len(full) < 0.55
+    a = Recognizer(full).predict_normalized(pixels)
+    b = Recognizer(half).predict_normalized(pixels)
+    assert np.abs(a - b).max() < 1e-2 and (a.argmax(1) == b.argmax(1)).all()
+    assert Recognizer(half).metadata == Recognizer(full).metadata  # what the file says about itself stays
+
+
 def test_ensemble_export_refuses_bad_members(tiny_onnx, tmp_path, capsys):
     from digitrec.cli import main
 

@@ -188,6 +188,29 @@ def average(members: list[bytes]) -> bytes:
     return model.SerializeToString()
 
 
+def half_weights(data: bytes) -> bytes:
+    """The same ONNX model with its float32 weight tensors stored as float16, each cast back to
+    float32 inside the graph (ONNX Runtime folds the casts when it loads the file, so it computes
+    in float32 as before): half the file, every weight rounded to 11 significant bits."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(data)
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type == onnx.TensorProto.FLOAT and int(np.prod(init.dims)) >= 16:  # weights, not constants
+            name = init.name
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}/f16"))
+            casts.append(helper.make_node("Cast", [f"{name}/f16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
     """Export the checkpoint at `ckpt_path` to `out_path` (written atomically); several paths
     (checkpoints or .onnx files): their ensemble, `average`."""
