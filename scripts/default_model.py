@@ -81,17 +81,19 @@ def main(argv=None) -> int:
     test = datasets.load("mnist")["test"]
     probs = r.predict_normalized(test.images.numpy().astype(np.float32) / 255.0)
     labels = test.labels.numpy()
-    pixels = test.images.numpy()[:, None].astype(np.float32) / 255.0
-    logits = np.concatenate([r.session.run(["logits"], {"pixels": pixels[i:i + 1000]})[0]
-                             for i in range(0, len(pixels), 1000)])
-    raw = np.exp(logits - logits.max(1, keepdims=True))
-    raw /= raw.sum(1, keepdims=True)
     acc = float((probs.argmax(1) == labels).mean())
     members = r.metadata.get("members") or [r.metadata]  # an ensemble: each member's own, in order
     each = (lambda key: [m.get(key) for m in members]) if len(members) > 1 else (lambda key: members[0].get(key))
-    test_ece = ({"ece_before_calibration": expected_calibration_error(raw, labels),
-                 "ece_after_calibration": expected_calibration_error(probs, labels)} if len(members) == 1
-                else {"ece": expected_calibration_error(probs, labels)})  # an ensemble has no temperature of its own
+    if len(members) == 1:  # one model: its ECE with and without its temperature
+        pixels = test.images.numpy()[:, None].astype(np.float32) / 255.0
+        logits = np.concatenate([r.session.run(["logits"], {"pixels": pixels[i:i + 1000]})[0]
+                                 for i in range(0, len(pixels), 1000)])
+        raw = np.exp(logits - logits.max(1, keepdims=True))
+        raw /= raw.sum(1, keepdims=True)
+        test_ece = {"ece_before_calibration": expected_calibration_error(raw, labels),
+                    "ece_after_calibration": expected_calibration_error(probs, labels)}
+    else:  # an ensemble has no temperature of its own
+        test_ece = {"ece": expected_calibration_error(probs, labels)}
     info = {
         "model": r.name,
         "file": onnx_path.name,
