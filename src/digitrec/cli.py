@@ -286,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint (or an ensemble) to ONNX",
                        description="Write a .onnx file (input 'pixels' N×1×28×28 in [0,1]; outputs 'probs' "
                                    "and 'logits') with the normalization, calibration and metrics as metadata. "
-                                   "Several models (.pt or .onnx) make one ensemble file: probs is the mean "
-                                   "of theirs.")
+                                   "Several models (.pt or .onnx) make one ensemble file, combined as "
+                                   "`digitrec ensemble` does (ensemble.combine).")
     p.add_argument("checkpoint", nargs="+", help="a .pt checkpoint written by digitrec train (several: "
                                                  ".pt or .onnx members of an ensemble)")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")

@@ -36,6 +36,12 @@ def _view(x: torch.Tensor, degrees: float, dx: float, dy: float, background: flo
     return F.grid_sample(x - background, grid, align_corners=False) + background
 
 
+def rejects(info: dict) -> bool:
+    """Whether a member's probabilities carry a digit mass: a checkpoint, or an export's metadata,
+    of a model trained with the "not one digit" class, or an exported ensemble holding one."""
+    return (info.get("config") or {}).get("reject", 0) > 0 or any(rejects(m) for m in info.get("members", []))
+
+
 def combine(probs: list[torch.Tensor], rejecting: list[bool]) -> torch.Tensor:
     """The ensemble's N×10 probabilities from its members' (N×10 each, calibrated).
 
@@ -66,7 +72,7 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
     ckpts = [checkpoint.load(p) for p in paths]
     test = datasets.load(dataset, data_dir)["test"].head(limit)
     probs = combine([member_probs(c, test.images, tta) for c in ckpts],
-                    [c.get("config", {}).get("reject", 0) > 0 for c in ckpts]).numpy()
+                    [rejects(c) for c in ckpts]).numpy()
     labels = test.labels.numpy()
     metrics = {
         "model": "ensemble of " + ", ".join(c["model"] for c in ckpts) + (" with TTA" if tta else ""),

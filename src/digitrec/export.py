@@ -123,17 +123,13 @@ def onnx_bytes(path) -> bytes:
     return path.read_bytes()
 
 
-def _rejects(meta: dict) -> bool:
-    """Whether an export's probs carry a digit mass: a reject class, or an ensemble with one."""
-    return (meta.get("config") or {}).get("reject", 0) > 0 or any(_rejects(m) for m in meta.get("members", []))
-
-
 def average(members: list[bytes]) -> bytes:
     """One ONNX model averaging the members (each an export of ours): `ensemble.combine` as a graph."""
     import onnx
     from onnx import compose, helper, numpy_helper
     import numpy as np
 
+    from .ensemble import rejects
     from .errors import DigitrecError
 
     models = []
@@ -163,7 +159,7 @@ def average(members: list[bytes]) -> bytes:
         nodes += [helper.make_node("ReduceSum", [f"m{i}/probs", "ensemble/axis"], [f"m{i}/mass"], keepdims=1),
                   helper.make_node("Max", [f"m{i}/mass", "ensemble/eps"], [f"m{i}/mass_safe"]),
                   helper.make_node("Div", [f"m{i}/probs", f"m{i}/mass_safe"], [f"m{i}/digits"])]
-    rejecting = [i for i, m in enumerate(metas) if _rejects(m)] or list(range(len(models)))
+    rejecting = [i for i, m in enumerate(metas) if rejects(m)] or list(range(len(models)))
     inits += [numpy_helper.from_array(np.array(1.0 / len(models), np.float32), "ensemble/scale"),
               numpy_helper.from_array(np.array(1.0 / len(rejecting), np.float32), "ensemble/mass_scale")]
     nodes += [helper.make_node("Sum", [f"m{i}/digits" for i in range(len(models))], ["ensemble/digits_sum"]),
