@@ -17,6 +17,16 @@ def test_ensemble_of_a_model_with_itself_is_the_model(tiny_run):
     assert twice.metrics["test_accuracy"] == single.metrics["test_accuracy"]
 
 
+def test_ensemble_members_may_be_onnx_exports(tiny_run, tiny_onnx):
+    """A checkpoint and its own export, with and without TTA, ensemble to that model."""
+    best = tiny_run / "best.pt"
+    for tta in (False, True):
+        single = evaluate_ensemble([best, best], limit=300, tta=tta)
+        mixed = evaluate_ensemble([best, tiny_onnx], limit=300, tta=tta)
+        np.testing.assert_allclose(mixed.probs, single.probs, atol=1e-4)
+        assert mixed.metrics["parameters"] == 2 * 225_034
+
+
 def test_cli_ensemble_with_tta_writes_a_report(tiny_run, tmp_path):
     best = tiny_run / "best.pt"
     assert main(["ensemble", str(best), str(best), "--tta", "--limit", "300", "--out", str(tmp_path)]) == 0

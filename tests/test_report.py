@@ -27,8 +27,28 @@ def test_evaluate_bad_checkpoint_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     assert main(["evaluate", str(bad)]) == 2
-    assert "not a readable digitrec checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a readable digitrec checkpoint (not a whole file written by torch.save" in err
+    assert err.count("\n") == 1  # one line, not torch's page about weights_only
     assert main(["evaluate", str(tmp_path / "missing.pt")]) == 2
+    assert main(["evaluate", str(tmp_path / "missing.onnx")]) == 2
+    assert "model not found" in capsys.readouterr().err
+
+
+def test_evaluate_an_exported_model_scores_it_on_onnx_runtime(tiny_run, tiny_onnx, tmp_path):
+    """The shipped .onnx is scored like its checkpoint: same answers, parameters, epoch, report."""
+    from digitrec.evaluation import evaluate_checkpoint
+
+    pt, onnx = evaluate_checkpoint(tiny_run / "best.pt", limit=1000), evaluate_checkpoint(tiny_onnx, limit=1000)
+    assert abs(onnx.probs - pt.probs).max() <= 1e-4
+    assert (onnx.preds == pt.preds).all()
+    for key in ("model", "parameters", "epochs", "errors", "dataset"):
+        assert onnx.metrics[key] == pt.metrics[key], key
+    assert onnx.metrics["parameters"] == 225_034
+    assert main(["evaluate", str(tiny_onnx), "--out", str(tmp_path), "--limit", "300"]) == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["n_test"] == 300 and m["model"] == "paper_cnn" and m["checkpoint"] == str(tiny_onnx)
+    assert "<h2>Configuration</h2>" in (tmp_path / "report.html").read_text()
 
 
 def test_cli_train_end_to_end_on_a_slice(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -48,8 +49,10 @@ def load(path) -> dict:
         raise DigitrecError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise DigitrecError(f"{path}: not a readable digitrec checkpoint ({e})") from e
+    except Exception as e:  # torch's own message can run to a page: its first sentence says what failed
+        reason = (str(e).strip().split("\n")[0].split(". ")[0] if zipfile.is_zipfile(path)
+                  else "not a whole file written by torch.save: cut short, or another kind of file")
+        raise DigitrecError(f"{path}: not a readable digitrec checkpoint ({reason})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DigitrecError(f"{path}: not a digitrec checkpoint (format {FORMAT} expected)")
     return ckpt

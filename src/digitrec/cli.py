@@ -88,17 +88,15 @@ def cmd_train(args) -> int:
 
 
 def _evaluate(ckpt_path: Path, out: Path, dataset, data_dir, limit: int) -> dict:
-    from . import checkpoint, report
+    from . import report
     from .evaluation import classification_text, evaluate_checkpoint
 
-    ckpt = checkpoint.load(ckpt_path)
-    cfg = ckpt["config"]
-    ev = evaluate_checkpoint(ckpt_path, dataset or cfg.get("dataset", "mnist"),
-                             data_dir or cfg.get("data_dir"), limit)
+    ev = evaluate_checkpoint(ckpt_path, dataset, data_dir, limit)
     run_history = Path(ckpt_path).parent / "history.json"  # the whole run, not just up to the chosen epoch
-    history = json.loads(run_history.read_text()) if run_history.is_file() else ckpt.get("history", [])
+    own = ckpt_path.suffix == ".pt" and run_history.is_file()
+    history = json.loads(run_history.read_text()) if own else ev.info["history"]
     page = report.write(out, ev.metrics, ev.images, ev.labels, ev.probs, history,
-                        cfg, classification_text(ev.labels, ev.preds))
+                        ev.info["config"], classification_text(ev.labels, ev.preds))
     print(classification_text(ev.labels, ev.preds))
     print(f"test accuracy {ev.metrics['test_accuracy']:.4f} ({ev.metrics['errors']} errors in "
           f"{ev.metrics['n_test']:,}); report: {page}")
@@ -208,9 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip the evaluation report at the end")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint and write its report",
-                       description="Score a checkpoint on a test set and write metrics.json, plots and report.html.")
-    p.add_argument("checkpoint", help="a .pt checkpoint written by digitrec train")
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint or an exported model and write its report",
+                       description="Score a checkpoint (PyTorch) or an exported .onnx model (ONNX Runtime, an "
+                                   "ensemble file too) on a test set and write metrics.json, plots and report.html.")
+    p.add_argument("checkpoint", help="a .pt checkpoint written by digitrec train, or a .onnx from digitrec export")
     p.add_argument("--out", help="report folder (default: the checkpoint's folder)")
     _add_test_set_args(p, None, "the one it was trained on")
     p.set_defaults(func=cmd_evaluate)
@@ -218,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ensemble", help="evaluate the mean of several checkpoints' probabilities",
                        description="Average the calibrated probabilities of several checkpoints (optionally with "
                                    "test-time augmentation), score the ensemble and write its report.")
-    p.add_argument("checkpoints", nargs="+", help=".pt checkpoints written by digitrec train")
+    p.add_argument("checkpoints", nargs="+", help=".pt checkpoints written by digitrec train, or .onnx exports")
     p.add_argument("--tta", action="store_true", help="also average over shifted and rotated views of each image")
     p.add_argument("--out", default="runs/ensemble", help="report folder (default: runs/ensemble)")
     _add_test_set_args(p, "mnist", "mnist")
@@ -243,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cross-eval", help="score checkpoints on several test sets (a matrix report)",
                        description="Accuracy of each checkpoint (rows: what it was trained on) on each test set "
                                    "(columns), written as crosseval.json, a heat-map crosseval.png and crosseval.html.")
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt checkpoints")
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt checkpoints or .onnx exports")
     p.add_argument("--datasets", default="mnist,usps,semeion,optdigits",
                    help="comma-separated test sets: names, folders or .csv files (default: mnist,usps,semeion,optdigits)")
     p.add_argument("--out", default="runs/cross-eval", help="report folder (default: runs/cross-eval)")

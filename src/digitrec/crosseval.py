@@ -13,18 +13,19 @@ import json
 from pathlib import Path
 
 
-from . import checkpoint, datasets
-from .evaluation import calibrated_probs
+from . import datasets
+from .evaluation import load_scorer
 
 DEFAULT_DATASETS = ("mnist", "usps", "semeion", "optdigits")
 
 
-def trained_on(ckpt: dict) -> str:
-    """What a checkpoint was trained on, as a short label ('mnist', 'mnist,usps:2', ...)."""
-    cfg = ckpt.get("config", {})
+def trained_on(info: dict) -> str:
+    """What a model (`evaluation.load_scorer`'s info, or a checkpoint) was trained on, as a short
+    label ('mnist', 'mnist,usps:2', ...; '?' for an ensemble file)."""
+    cfg = info.get("config", {})
     label = cfg.get("train_on") or cfg.get("dataset", "?")
-    if ckpt.get("finetune"):
-        label += f" + finetune {ckpt['finetune']['data']}"
+    if info.get("finetune"):
+        label += f" + finetune {info['finetune']['data']}"
     return label
 
 
@@ -33,16 +34,15 @@ def cross_evaluate(checkpoints, names=DEFAULT_DATASETS, data_dir=None, limit: in
     tests = {name: datasets.load(name, data_dir)["test"].head(limit) for name in names}
     rows = []
     for path in checkpoints:
-        ckpt = checkpoint.load(path)
-        model = checkpoint.build_model(ckpt)
-        row = {"checkpoint": str(path), "model": ckpt["model"], "trained_on": trained_on(ckpt),
+        probs_of, info = load_scorer(path)
+        row = {"checkpoint": str(path), "model": info["model"], "trained_on": trained_on(info),
                "accuracy": {}, "errors": {}}
         for name, test in tests.items():
-            preds = calibrated_probs(ckpt, test.images, model).argmax(1)
+            preds = probs_of(test.images).argmax(1)
             wrong = int((preds != test.labels).sum())
             row["accuracy"][name] = 1 - wrong / len(test)
             row["errors"][name] = wrong
-        log(f"{row['trained_on']:>28} ({ckpt['model']}): "
+        log(f"{row['trained_on']:>28} ({info['model']}): "
             + "  ".join(f"{n} {row['accuracy'][n]:.4f}" for n in tests))
         rows.append(row)
     return {"datasets": list(tests), "n_test": {n: len(t) for n, t in tests.items()}, "models": rows}

@@ -1,10 +1,10 @@
-"""Ensembles of checkpoints: the mean of their calibrated probabilities, optionally with test-time augmentation.
+"""Ensembles of models: the mean of their calibrated probabilities, optionally with test-time augmentation.
 
-Each member keeps its own input normalization and temperature (as its checkpoint
-says), so members of different models and recipes can be mixed, also models with and
-without the "not one digit" class (`combine`). Test-time
-augmentation (TTA) averages, per member, the probabilities of a few fixed views of
-each image (the original, ±5° rotations, 1-pixel shifts). The result is an
+Members are .pt checkpoints or .onnx exports (`evaluation.load_scorer`). Each keeps its
+own input normalization and temperature (as its checkpoint or export says), so members of
+different models and recipes can be mixed, also models with and without the "not one
+digit" class (`combine`). Test-time augmentation (TTA) averages, per member, the
+probabilities of a few fixed views of each image (the original, ±5° rotations, 1-pixel shifts). The result is an
 `evaluation.Evaluation`, scored and reported exactly like a single model.
 This module trains nothing and draws nothing.
 """
@@ -17,9 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint, datasets
-from .evaluation import Evaluation, calibrated_probs, score
-from .models import count_parameters
+from . import datasets
+from .evaluation import Evaluation, load_scorer, score
 
 # fixed TTA views: (rotation degrees, shift x px, shift y px)
 TTA_VIEWS = ((0, 0, 0), (5, 0, 0), (-5, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1))
@@ -56,32 +55,31 @@ def combine(probs: list[torch.Tensor], rejecting: list[bool]) -> torch.Tensor:
     return digits * torch.stack(judges).mean(0)
 
 
-def member_probs(ckpt: dict, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
-    """N×10 calibrated probabilities of one checkpoint on uint8 images N×28×28 (mean over TTA views)."""
-    model = checkpoint.build_model(ckpt)
-    background = -ckpt["normalization"]["mean"] / ckpt["normalization"]["std"]
+def member_probs(probs_of, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """N×10 calibrated probabilities of one member (`evaluation.load_scorer`) on uint8 images N×28×28,
+    the mean over the TTA views with `tta`."""
     views = TTA_VIEWS if tta else TTA_VIEWS[:1]
-    probs = [calibrated_probs(ckpt, images, model, lambda x, v=v: _view(x, *v, background=background))
-             for v in views]
+    probs = [probs_of(images, lambda x, bg, v=v: _view(x, *v, background=bg)) for v in views]
     return torch.stack(probs).mean(0)
 
 
 def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int = 0,
                       tta: bool = False) -> Evaluation:
-    """Score the ensemble of the checkpoints at `paths` on a test set, like evaluation.evaluate_checkpoint."""
-    ckpts = [checkpoint.load(p) for p in paths]
+    """Score the ensemble of the models at `paths` (.pt checkpoints or .onnx exports) on a test set,
+    like evaluation.evaluate_checkpoint."""
+    members = [load_scorer(p) for p in paths]
     test = datasets.load(dataset, data_dir)["test"].head(limit)
-    probs = combine([member_probs(c, test.images, tta) for c in ckpts],
-                    [rejects(c) for c in ckpts]).numpy()
+    probs = combine([member_probs(probs_of, test.images, tta) for probs_of, _ in members],
+                    [rejects(info) for _, info in members]).numpy()
     labels = test.labels.numpy()
     metrics = {
-        "model": "ensemble of " + ", ".join(c["model"] for c in ckpts) + (" with TTA" if tta else ""),
-        "parameters": sum(count_parameters(checkpoint.build_model(c)) for c in ckpts),
+        "model": "ensemble of " + ", ".join(info["model"] for _, info in members) + (" with TTA" if tta else ""),
+        "parameters": sum(info["parameters"] for _, info in members),
         "checkpoint": ", ".join(str(p) for p in paths),
         "members": [str(p) for p in paths],
         "tta": tta,
         "dataset": dataset,
-        "epochs": max(c["epoch"] for c in ckpts),
+        "epochs": max(info["epochs"] for _, info in members),
         **score(labels, probs),
     }
     return Evaluation(test.images.numpy(), labels, np.asarray(probs), metrics)

@@ -1,11 +1,14 @@
-"""Scoring a checkpoint on a test set: predictions, accuracy, scikit-learn's report, the confusion matrix.
+"""Scoring a model on a test set: predictions, accuracy, scikit-learn's report, the confusion matrix.
 
+A model is a .pt checkpoint (run in PyTorch) or an exported .onnx file, an ensemble file
+too (run on ONNX Runtime, as `predict`, `serve` and `ocr` run it): `load_scorer`.
 It computes figures and returns them; drawing them is `report.py`'s job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -13,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.metrics import classification_report, confusion_matrix
 
 from . import checkpoint, datasets
-from .models import count_parameters
+from .models import count_parameters, create_model
 from .train import predict_logits, to_input
 
 
@@ -23,6 +26,7 @@ class Evaluation:
     labels: np.ndarray       # N true labels
     probs: np.ndarray        # N×10 calibrated probabilities
     metrics: dict            # everything metrics.json holds
+    info: dict = field(default_factory=dict)  # what the model is (`load_scorer`); empty for an ensemble
 
     @property
     def preds(self) -> np.ndarray:
@@ -64,18 +68,65 @@ def calibrated_probs(ckpt: dict, images: torch.Tensor, model=None, transform=Non
     return F.softmax(predict_logits(model, x) / ckpt["calibration"]["temperature"], dim=1)[:, :10]
 
 
-def evaluate_checkpoint(path, dataset: str = "mnist", data_dir=None, limit: int = 0) -> Evaluation:
+def _leaves(meta: dict) -> list[dict]:
+    """The single models in an export's metadata (an ensemble file lists its members)."""
+    return [leaf for m in meta["members"] for leaf in _leaves(m)] if meta.get("members") else [meta]
+
+
+def load_scorer(path):
+    """A model file -> (probs, info).
+
+    `probs(images, view=None)` gives the N×10 calibrated probabilities of uint8 images N×28×28;
+    `view(x, background)`, if given, maps the model's input batch first (test-time views).
+    A .pt checkpoint runs in PyTorch with its normalization and temperature; a .onnx file of
+    `digitrec export` (an ensemble file too) on ONNX Runtime. `info` says what the model is:
+    model, parameters, epochs, config, members (for `ensemble.rejects`), finetune and history.
+    """
+    path = Path(path)
+    if path.suffix == ".onnx":
+        from .recognizer import Recognizer
+
+        rec = Recognizer.load(path, threads=torch.get_num_threads())
+        leaves = _leaves(rec.metadata)
+        try:
+            parameters = sum(count_parameters(create_model(m["model"], **m.get("model_kwargs", {}))) for m in leaves)
+        except (KeyError, TypeError):  # metadata of another tool's export: the count is unknown
+            parameters = 0
+
+        def onnx_probs(images, view=None):
+            x = images.unsqueeze(1).float().div_(255.0)
+            return torch.from_numpy(rec.predict_normalized((view(x, 0.0) if view else x).numpy()))
+
+        return onnx_probs, {"model": rec.name, "parameters": parameters,
+                            "epochs": max((m.get("epoch") or 0) for m in leaves),
+                            "config": rec.metadata.get("config", {}), "members": rec.metadata.get("members", []),
+                            "finetune": None, "history": []}
     ckpt = checkpoint.load(path)
     model = checkpoint.build_model(ckpt)
-    test = datasets.load(dataset, data_dir)["test"].head(limit)
-    probs = calibrated_probs(ckpt, test.images, model).numpy()
+    background = -ckpt["normalization"]["mean"] / ckpt["normalization"]["std"]
+
+    def ckpt_probs(images, view=None):
+        return calibrated_probs(ckpt, images, model, (lambda x: view(x, background)) if view else None)
+
+    return ckpt_probs, {"model": ckpt["model"], "parameters": count_parameters(model), "epochs": ckpt["epoch"],
+                        "config": ckpt.get("config", {}), "members": [], "finetune": ckpt.get("finetune"),
+                        "history": ckpt.get("history", [])}
+
+
+def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: int = 0) -> Evaluation:
+    """Score a .pt checkpoint or .onnx model on a test set (default: the dataset it was trained on)."""
+    probs_of, info = load_scorer(path)
+    cfg = info["config"]
+    dataset = dataset or cfg.get("dataset", "mnist")
+    test = datasets.load(dataset, data_dir or cfg.get("data_dir"))["test"].head(limit)
+    probs = probs_of(test.images).numpy()
     labels = test.labels.numpy()
     metrics = {
-        "model": ckpt["model"],
-        "parameters": count_parameters(model),
+        "model": info["model"],
+        "parameters": info["parameters"],
         "checkpoint": str(path),
         "dataset": dataset,
-        "epochs": ckpt["epoch"],
+        "epochs": info["epochs"],
         **score(labels, probs),
     }
-    return Evaluation(test.images.numpy(), labels, probs, metrics)
+    return Evaluation(test.images.numpy(), labels, probs, metrics, info)
