@@ -141,3 +141,21 @@ def test_ensemble_export_refuses_bad_members(tiny_onnx, tmp_path, capsys):
     assert main(["export", str(tiny_onnx), str(foreign), "-o", str(out)]) == 2
     assert "not a digitrec export" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_deskewing_model_exports_with_its_deskew(tmp_path, mnist_test):
+    """`digitrec train --deskew yes`: the deskew is part of the network, so the .onnx file deskews
+    exactly as PyTorch does, and the checkpoint says how to rebuild it."""
+    from digitrec.config import TrainConfig
+    from digitrec.export import to_onnx_bytes
+    from digitrec.train import fit
+
+    best = fit(TrainConfig(limit=4000, epochs=1, val_split=800, deskew=True), tmp_path / "run", log=lambda *_: None)
+    ckpt = checkpoint.load(best)
+    assert ckpt["model_kwargs"] == {"deskew": True} and ckpt["config"]["deskew"] is True
+    x, y = mnist_test
+    pixels = x.astype(np.float32) / 255.0
+    probs_pt, _ = torch_reference(ckpt, pixels)
+    probs = Recognizer(to_onnx_bytes(ckpt)).predict_normalized(pixels)
+    assert np.abs(probs - probs_pt).max() <= 1e-4
+    assert (probs.argmax(1) == y).mean() > 0.85  # one epoch on 3,200 images

@@ -66,3 +66,60 @@ def test_new_models_are_registered_and_bigger_in_compute():
     base = flops_per_image(create_model("paper_cnn"))
     for name in ("resnet", "mobilenet", "strong_cnn"):
         assert flops_per_image(create_model(name)) > base
+
+
+def _moments(t):
+    """Per image: ink mass, centroid row, and slant (column-row covariance over row variance)."""
+    ink = t - t.amin(dim=(2, 3), keepdim=True)
+    h, w = t.shape[2:]
+    r, c = torch.arange(h).float().view(1, 1, h, 1), torch.arange(w).float().view(1, 1, 1, w)
+    m = ink.sum((2, 3), keepdim=True)
+    my, mx = (ink * r).sum((2, 3), keepdim=True) / m, (ink * c).sum((2, 3), keepdim=True) / m
+    slant = (ink * (r - my) * (c - mx)).sum((2, 3)) / (ink * (r - my) ** 2).sum((2, 3))
+    return m.flatten(), my.flatten(), slant.flatten()
+
+
+def _shear(t, s):
+    """Each row shifted sideways by s × (row − 13.5): a digit slanted by s more."""
+    n, _, h, w = t.shape
+    r = torch.arange(h).float().view(h, 1).expand(h, w)
+    c = torch.arange(w).float().view(1, w).expand(h, w)
+    grid = torch.stack([(c - s * (r - 13.5)) * 2 / (w - 1) - 1, r * 2 / (h - 1) - 1], -1).expand(n, h, w, 2)
+    return F.grid_sample(t, grid, align_corners=True)
+
+
+def test_deskew_stands_digits_upright_and_undoes_a_shear(batch):
+    from digitrec.models import Deskew
+
+    x, _ = batch
+    deskew = Deskew()
+    mass, row, slant = _moments(x)
+    assert slant.abs().max() > 0.2  # MNIST digits do slant
+    for s in (0.0, -0.4, 0.3):
+        sheared = _shear(x, s)
+        out = deskew(sheared)
+        m2, row2, slant2 = _moments(out)
+        assert slant2.abs().max() < 1e-3                       # upright
+        torch.testing.assert_close(m2, _moments(sheared)[0], rtol=2e-3, atol=0)  # no ink lost
+        torch.testing.assert_close(row2, _moments(sheared)[1], rtol=0, atol=1e-3)  # centre of mass kept
+        if s:  # a sheared digit deskews to about what the digit itself deskews to
+            moved = (sheared - x).abs().sum((1, 2, 3)) / x.sum((1, 2, 3))
+            back = (out - deskew(x)).abs().sum((1, 2, 3)) / x.sum((1, 2, 3))
+            assert back.mean() < 0.6 * moved.mean()
+    blank = torch.zeros(2, 1, 28, 28)
+    assert torch.equal(deskew(blank), blank)
+    normalized = (x - 0.1307) / 0.3081  # background below 0 stays the background
+    assert torch.isclose(deskew(normalized).amin(), normalized.amin())
+
+
+def test_a_deskewed_model_has_the_same_parameters_and_learns(batch):
+    x, y = batch
+    torch.manual_seed(0)
+    model = create_model("fast_cnn", deskew=True)
+    assert count_parameters(model) == count_parameters(create_model("fast_cnn")) == 29_434
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert F.cross_entropy(model(x), y) < loss

@@ -38,6 +38,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "thin": "augmentation: max pen thinning instead, 0..1 (-1 = as --stroke)",
         "reject": "share of each batch made of touching pairs, an 11th 'not one digit' class (0 = off)",
         "ocr_lines": "add OCR's cuts of this many synthetic lines of training digits (needs --reject)",
+        "deskew": "straighten each digit's slant first, inside the model (yes/no)",
         "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
     }
     for f in fields(TrainConfig):

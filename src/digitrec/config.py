@@ -52,6 +52,8 @@ class TrainConfig:
                                   #   class "not one digit" (for OCR: merged digits get a low probability); 0 = off
     ocr_lines: int = 0            # synthetic lines of training digits whose OCR cuts join the training set
                                   #   (digits, and fragments/merged pairs as "not one digit"; ocrdata.py); needs reject
+    deskew: bool = False          # the model straightens each digit's slant first (image moments, models.Deskew);
+                                  #   part of the network, so export, predict and OCR do the same
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
 
