@@ -183,16 +183,18 @@ class Deskew(nn.Module):
     MAX_SLANT = 1.0  # at most 45° either way; moments of a few specks can say anything
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
+        h, w = x.shape[2:]
         background = x.amin(dim=(2, 3), keepdim=True)
         ink = x - background
         rows = torch.arange(h, dtype=x.dtype).view(1, 1, h, 1)
         cols = torch.arange(w, dtype=x.dtype).view(1, 1, 1, w)
         mass = ink.sum(dim=(2, 3), keepdim=True).clamp_min(1e-6)
-        my = (ink * rows).sum(dim=(2, 3), keepdim=True) / mass
-        mx = (ink * cols).sum(dim=(2, 3), keepdim=True) / mass
-        var_y = (ink * (rows - my) ** 2).sum(dim=(2, 3), keepdim=True) / mass
-        cov = (ink * (rows - my) * (cols - mx)).sum(dim=(2, 3), keepdim=True) / mass
+
+        def mean(t):  # ink-weighted mean over each image, N×1×1×1
+            return (ink * t).sum(dim=(2, 3), keepdim=True) / mass
+
+        my, mx = mean(rows), mean(cols)
+        var_y, cov = mean((rows - my) ** 2), mean((rows - my) * (cols - mx))
         slant = (cov / var_y.clamp_min(1e-6)).clamp(-self.MAX_SLANT, self.MAX_SLANT)  # N×1×1×1
         src_x = cols + slant * (rows - my)                                             # N×1×H×W, pixels
         src_y = rows.expand_as(src_x)

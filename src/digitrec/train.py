@@ -37,7 +37,12 @@ NOT_ONE_DIGIT = 10  # the label of the optional 11th class (TrainConfig.reject):
 def model_kwargs(cfg: TrainConfig) -> dict:
     """Constructor arguments of the configured model: an 11th output when the reject class is on,
     a deskewing first layer when asked."""
-    return {**({"num_classes": NOT_ONE_DIGIT + 1} if cfg.reject else {}), **({"deskew": True} if cfg.deskew else {})}
+    kwargs = {}
+    if cfg.reject:
+        kwargs["num_classes"] = NOT_ONE_DIGIT + 1
+    if cfg.deskew:
+        kwargs["deskew"] = True
+    return kwargs
 
 
 def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
