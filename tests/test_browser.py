@@ -85,17 +85,22 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 900, "height": 900})
+def _open(browser, server, path: str, ready: str, width: int):
+    """A fresh page at `path`, once `ready` matches; fails the test on any JavaScript error."""
+    ctx = browser.new_context(viewport={"width": width, "height": 900})
     pg = ctx.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(server + "/")
-    pg.wait_for_selector("#bar-9")
+    pg.goto(server + path)
+    pg.wait_for_selector(ready)
     yield pg
     ctx.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser, server):
+    yield from _open(browser, server, "/", "#bar-9", 900)
 
 
 # Strokes in units of the canvas (0-1): each digit as a user would draw it.
@@ -134,6 +139,35 @@ def draw_touch(pg, strokes):
                          {"type": "touchMove", "touchPoints": [at(x0 + t * (x1 - x0), y0 + t * (y1 - y0))]})
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
     cdp.detach()
+
+
+def draw_number(pg, text, top=0.1, height=0.8, canvas="#sheet"):
+    """Write `text` on the number page's sheet: each digit in a square cell `height` of the sheet high."""
+    box = pg.locator(canvas).bounding_box()
+    cell = height * box["height"]
+    for k, digit in enumerate(text):
+        x0 = box["x"] + (0.3 + 0.85 * k) * cell
+        draw_at = lambda x, y: (x0 + x * cell, box["y"] + top * box["height"] + y * cell)  # noqa: E731
+        for stroke in DIGITS[digit]:
+            pg.mouse.move(*draw_at(*stroke[0]))
+            pg.mouse.down()
+            for x, y in stroke[1:]:
+                pg.mouse.move(*draw_at(x, y), steps=8)
+            pg.mouse.up()
+
+
+def read_shown(pg) -> dict:
+    return pg.evaluate("""() => ({
+        status: document.querySelector('#text').dataset.status,
+        text: document.querySelector('#text').dataset.text,
+        digits: [...document.querySelectorAll('#digits li .digit')].map(d => d.textContent),
+        boxInk: (() => { const c = document.querySelector('#boxes');
+                         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                         let s = 0; for (let i = 3; i < d.length; i += 4) s += d[i] > 0; return s; })(),
+    })""")
+
+
+READ = "() => !['empty', 'reading'].includes(document.querySelector('#text').dataset.status)"
 
 
 def shown(pg) -> dict:
@@ -209,4 +243,66 @@ def test_phone_sized_screen(browser, server, artifacts):
     assert pg.evaluate("window.scrollY") == 0                                 # drawing did not scroll the page
     pg.wait_for_timeout(300)
     pg.screenshot(path=str(artifacts / "phone_7.png"), full_page=True)
+    pg.goto(server + "/number")
+    sheet = pg.locator("#sheet").bounding_box()
+    assert sheet["x"] >= 0 and sheet["x"] + sheet["width"] <= 390
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 390
     ctx.close()
+
+
+@pytest.fixture
+def number_page(browser, server):
+    yield from _open(browser, server, "/number", "#model:not(:empty)", 1100)
+
+
+def test_write_a_number_and_read_it(number_page, artifacts):
+    pg = number_page
+    assert "Read by" in pg.inner_text("#model")                 # the server's OCR reader is named
+    draw_number(pg, "1707")
+    pg.wait_for_function(READ, timeout=15_000)
+    s = read_shown(pg)
+    assert s["status"] == "ok" and s["text"] == "1707", s
+    assert s["digits"] == list("1707") and s["boxInk"] > 1000      # a box and label drawn per digit
+    pg.screenshot(path=str(artifacts / "number_1707.png"), full_page=True)
+    pg.click("#clear")
+    s = read_shown(pg)
+    assert s["status"] == "empty" and s["digits"] == [] and s["boxInk"] == 0
+    draw_number(pg, "1")                                         # read again after clearing
+    pg.wait_for_function(READ, timeout=15_000)
+    assert read_shown(pg)["text"] == "1"
+    pg.focus("#sheet")
+    pg.keyboard.press("Escape")
+    assert read_shown(pg)["status"] == "empty"
+
+
+def _photo_of_lines(lines: list[str], cell: int = 120) -> Image.Image:
+    """Dark digits on light paper, one row per line, drawn with the same strokes as DIGITS."""
+    from PIL import ImageDraw
+
+    img = Image.new("L", (cell * (max(map(len, lines)) + 1), cell * len(lines) + cell // 2), 235)
+    pen = ImageDraw.Draw(img)
+    for row, line in enumerate(lines):
+        for k, digit in enumerate(line):
+            for stroke in DIGITS[digit]:
+                pts = [((0.5 + k + x * 0.9) * cell, (0.25 + row + y * 0.9) * cell) for x, y in stroke]
+                pen.line(pts, fill=20, width=cell // 12, joint="curve")
+    return img
+
+
+def test_upload_a_photo_of_two_lines(number_page, tmp_path):
+    pg = number_page
+    path = tmp_path / "two_lines.jpg"
+    _photo_of_lines(["170", "71"]).save(path, quality=90)
+    pg.set_input_files("#upload", str(path))
+    pg.wait_for_function(READ, timeout=15_000)
+    s = read_shown(pg)
+    assert s["text"] == "170\n71" and s["digits"] == list("17071"), s
+    assert s["boxInk"] > 1000                                     # boxes land on the photo shown in the sheet
+    pg.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
+    pg.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    assert "not an image" in pg.inner_text("#error") and read_shown(pg)["status"] == "error"
+    blank = tmp_path / "blank.png"
+    Image.new("L", (400, 150), 240).save(blank)
+    pg.set_input_files("#upload", str(blank))
+    pg.wait_for_function("() => document.querySelector('#text').dataset.status === 'none'", timeout=15_000)
+    assert pg.inner_text("#text") == "No digits found" and pg.locator("#error").is_hidden()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from starlette.datastructures import UploadFile
 
 from digitrec import mnist
 from digitrec.recognizer import Recognizer
@@ -85,8 +86,13 @@ def test_page_static_and_docs(client):
     for needle in ('<canvas id="pad"', 'aria-live="polite"', 'id="clear"', 'type="file"', "/static/app.js",
                    'name="viewport"'):
         assert needle in page.text
-    assert client.get("/static/app.js").status_code == 200
-    assert client.get("/static/style.css").status_code == 200
+    number = client.get("/number")
+    assert number.status_code == 200 and number.headers["content-type"].startswith("text/html")
+    for needle in ('<canvas id="sheet"', 'aria-live="polite"', 'id="upload"', "/static/number.js", 'href="/"'):
+        assert needle in number.text
+    assert 'href="/number"' in page.text                       # each page links to the other
+    for name in ("app.js", "pad.js", "number.js", "style.css"):
+        assert client.get("/static/" + name).status_code == 200
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/predict", "/v1/ocr", "/v1/model", "/healthz"} <= set(paths)
@@ -216,6 +222,22 @@ def test_bad_multipart(client):
                     headers={"content-type": "multipart/form-data; boundary=zzz"}), 400)
     err(client.post("/v1/predict", content=b"--zzz\r\nnot multipart",
                     headers={"content-type": "multipart/form-data"}), 400)
+
+
+def test_uploaded_files_are_closed_on_every_path(client, mnist_test, monkeypatch):
+    closed, close = [], UploadFile.close
+
+    async def recording_close(self):
+        closed.append(self.filename)
+        await close(self)
+
+    monkeypatch.setattr(UploadFile, "close", recording_close)
+    png = paper_style(mnist_test[0][0])
+    assert client.post("/v1/predict", files={"file": ("ok.png", png, "image/png")}).status_code == 200
+    err(client.post("/v1/predict", files={"file": ("t.txt", b"hello", "text/plain")}), 415)
+    err(client.post("/v1/predict", files={"other": ("o.png", png, "image/png")}), 422, "missing_file")
+    err(client.post("/v1/predict", files={"file": ("e.png", b"", "image/png")}), 422, "empty_image")
+    assert closed == ["ok.png", "t.txt", "o.png", "e.png"]
 
 
 @pytest.mark.parametrize("body", [

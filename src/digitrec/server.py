@@ -10,7 +10,8 @@ inference runs in the threadpool so the event loop never blocks). Endpoints:
                      loaded in the lifespan too; 501 for a recognizer without `read`)
   GET  /v1/model     model name, metrics, calibration and the input spec
   GET  /healthz      health check
-  GET  /             the drawing page (static/index.html); OpenAPI docs at /docs
+  GET  /             the drawing page for one digit (static/index.html); OpenAPI docs at /docs
+  GET  /number       the page for writing a number, read by /v1/ocr (static/number.html)
 
 Every error is a JSON body {"error": code, "message": text}. Bad input never gives
 a 5xx: oversized bodies 413, too many pixels 413, unsupported content type 415,
@@ -233,14 +234,17 @@ async def _read_input(request: Request, limits: Limits, allow_pixels: bool):
             form = await request.form(max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
         except StarletteHTTPException as e:
             raise ApiError(400, "bad_multipart", f"malformed multipart body: {e.detail}") from e
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ApiError(422, "missing_file", "multipart body needs a file field named 'file'")
-        upload_type = (upload.content_type or "").split(";")[0].strip().lower()
-        if upload_type and not (upload_type.startswith("image/") or upload_type == "application/octet-stream"):
-            raise ApiError(415, "unsupported_media_type",
-                           f"the uploaded file is {upload_type!r}; send an image (image/png, image/jpeg, ...)")
-        data = await upload.read()
+        try:  # the uploaded files (spooled to disk when large) are closed on every path
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(422, "missing_file", "multipart body needs a file field named 'file'")
+            upload_type = (upload.content_type or "").split(";")[0].strip().lower()
+            if upload_type and not (upload_type.startswith("image/") or upload_type == "application/octet-stream"):
+                raise ApiError(415, "unsupported_media_type",
+                               f"the uploaded file is {upload_type!r}; send an image (image/png, image/jpeg, ...)")
+            data = await upload.read()
+        finally:
+            await form.close()
     elif ctype.startswith("image/") or ctype == "application/octet-stream":
         data = await request.body()
     else:
@@ -381,6 +385,10 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
     @app.get("/", include_in_schema=False)
     async def index():
         return FileResponse(str(STATIC_DIR / "index.html"))
+
+    @app.get("/number", include_in_schema=False)
+    async def number_page():
+        return FileResponse(str(STATIC_DIR / "number.html"))
 
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     return app

@@ -1,30 +1,20 @@
-// The drawing page: pointer-event canvas (mouse, touch, pen), debounced live prediction,
-// probability bars, the 28×28 the model saw, clear and upload. Plain JS, no build step.
+// The digit page: debounced live prediction of what is drawn on the pad (pad.js), probability
+// bars, the 28×28 the model saw, clear and upload. Plain JS, no build step.
 "use strict";
 
-const pad = document.getElementById("pad");
-const ctx = pad.getContext("2d");
 const seen = document.getElementById("seen").getContext("2d");
 const result = document.getElementById("result");
 const detail = document.getElementById("detail");
 const errorBox = document.getElementById("error");
 const bars = document.getElementById("bars");
+const canvas = document.getElementById("pad");
 // MNIST strokes are 2-3 px in the 20 px box, about 1/8 of the digit's height; a digit
 // drawn over 2/3 of the box then wants a line about 1/12 of the canvas wide.
-const STROKE = pad.width / 12;
+const pad = makePad(canvas, { stroke: canvas.width / 12, onDraw: schedule, onStrokeEnd: predictNow,
+                              onClearKey: clear });
 const DEBOUNCE_MS = 120;
 
-let drawing = false, last = null, inked = false, timer = null, seq = 0;
-
-function blank() {
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, pad.width, pad.height);
-  ctx.strokeStyle = "#000";
-  ctx.fillStyle = "#000";
-  ctx.lineWidth = STROKE;
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
-}
+let timer = null, seq = 0;
 
 function buildBars() {
   for (let d = 0; d < 10; d++) {
@@ -36,56 +26,6 @@ function buildBars() {
   }
 }
 
-function point(e) {
-  const r = pad.getBoundingClientRect();
-  return { x: (e.clientX - r.left) * pad.width / r.width, y: (e.clientY - r.top) * pad.height / r.height };
-}
-
-function dot(p) {
-  ctx.beginPath();
-  ctx.arc(p.x, p.y, STROKE / 2, 0, 2 * Math.PI);
-  ctx.fill();
-}
-
-function lineTo(p) {
-  ctx.beginPath();
-  ctx.moveTo(last.x, last.y);
-  ctx.lineTo(p.x, p.y);
-  ctx.stroke();
-  last = p;
-}
-
-pad.addEventListener("pointerdown", (e) => {
-  if (e.button !== 0 && e.pointerType === "mouse") return;
-  e.preventDefault();
-  pad.setPointerCapture(e.pointerId);
-  drawing = true;
-  inked = true;
-  last = point(e);
-  dot(last);
-  schedule();
-});
-
-pad.addEventListener("pointermove", (e) => {
-  if (!drawing) return;
-  const events = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
-  for (const ev of (events.length ? events : [e])) lineTo(point(ev));
-  schedule();
-});
-
-function endStroke() {
-  if (!drawing) return;
-  drawing = false;
-  last = null;
-  predictNow();
-}
-pad.addEventListener("pointerup", endStroke);
-pad.addEventListener("pointercancel", endStroke);
-
-pad.addEventListener("keydown", (e) => {
-  if (e.key === "Delete" || e.key === "Backspace" || e.key === "Escape") { e.preventDefault(); clear(); }
-});
-
 function schedule() {
   clearTimeout(timer);
   timer = setTimeout(predictNow, DEBOUNCE_MS);
@@ -93,23 +33,20 @@ function schedule() {
 
 function predictNow() {
   clearTimeout(timer);
-  if (!inked) return;
-  pad.toBlob((blob) => send(blob, "drawing.png"), "image/png");
+  if (!pad.inked) return;
+  canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
 }
 
 async function send(blob, name) {
-  const mine = ++seq;
-  const form = new FormData();
-  form.append("file", blob, name);
+  const mine = ++seq;                    // a newer request makes this answer stale: it is dropped
+  let body;
   try {
-    const resp = await fetch("/v1/predict?normalized=true", { method: "POST", body: form });
-    const body = await resp.json().catch(() => ({ message: `HTTP ${resp.status}` }));
-    if (mine !== seq) return;            // a newer request is on its way: drop this answer
-    if (!resp.ok) return showError(body.message || `HTTP ${resp.status}`);
-    show(body);
+    body = await postImage("/v1/predict?normalized=true", blob, name);
   } catch (err) {
-    if (mine === seq) showError("could not reach the server (" + err.message + ")");
+    if (mine === seq) showError(err.message);
+    return;
   }
+  if (mine === seq) show(body);
 }
 
 function showError(message) {
@@ -158,8 +95,7 @@ function drawSeen(rows) {
 function clear() {
   seq++;                                 // forget answers still in flight
   clearTimeout(timer);
-  inked = false;
-  blank();
+  pad.clear();
   result.dataset.status = "empty";
   result.dataset.label = "";
   result.textContent = "Draw a digit";
@@ -180,7 +116,7 @@ document.getElementById("clear").addEventListener("click", clear);
 document.getElementById("upload").addEventListener("change", (e) => {
   const file = e.target.files[0];
   if (!file) return;
-  inked = false;                         // the canvas no longer holds the input
+  pad.inked = false;                     // the canvas no longer holds the input
   send(file, file.name);
   e.target.value = "";
 });

@@ -1,0 +1,114 @@
+// The number page: what is written on the pad (pad.js), or an uploaded photo, read by the
+// server's OCR (POST /v1/ocr) when a stroke ends; boxes and labels drawn over the writing,
+// the text of each line, and each digit with its confidence. Plain JS, no build step.
+"use strict";
+
+const sheet = document.getElementById("sheet");
+const boxes = document.getElementById("boxes").getContext("2d");
+const text = document.getElementById("text");
+const digits = document.getElementById("digits");
+const errorBox = document.getElementById("error");
+// digits written about 2/3 of the sheet high get the single-digit page's pen (1/12 of that)
+const pad = makePad(sheet, { stroke: sheet.height / 14, onDraw: () => clearTimeout(timer),
+                             onStrokeEnd: schedule, onClearKey: clear });
+const DEBOUNCE_MS = 350;     // a pause between strokes of one digit should not read half of it
+
+let timer = null, seq = 0;
+let place = { x: 0, y: 0, scale: 1 };   // image pixels -> sheet pixels (an upload is fitted in)
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(readNow, DEBOUNCE_MS);
+}
+
+function readNow() {
+  clearTimeout(timer);
+  if (!pad.inked) return;
+  place = { x: 0, y: 0, scale: 1 };
+  sheet.toBlob((blob) => send(blob, "writing.png"), "image/png");
+}
+
+async function send(blob, name) {
+  const mine = ++seq;                    // a newer request makes this answer stale: it is dropped
+  text.dataset.status = "reading";
+  let body;
+  try {
+    body = await postImage("/v1/ocr", blob, name);
+  } catch (err) {
+    if (mine === seq) showError(err.message);
+    return;
+  }
+  if (mine === seq) show(body);
+}
+
+function showError(message) {
+  text.dataset.status = "error";
+  text.dataset.text = "";
+  text.textContent = "Not read";
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+}
+
+function show(r) {
+  errorBox.hidden = true;
+  const all = r.lines.flatMap((line) => line.digits);
+  text.dataset.status = all.length ? (all.some((d) => d.label === "?") ? "unsure" : "ok") : "none";
+  text.dataset.text = r.text;
+  text.textContent = all.length ? r.text : "No digits found";
+  boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
+  digits.replaceChildren();
+  boxes.lineWidth = 3;
+  boxes.font = "bold 26px system-ui, sans-serif";
+  boxes.textBaseline = "bottom";
+  for (const d of all) {
+    const [x0, y0, x1, y1] = d.box.map((v) => v * place.scale);
+    const x = place.x + x0, y = place.y + y0;
+    const colour = d.label === "?" ? "#a05a00" : "#1f5fbf";
+    boxes.strokeStyle = boxes.fillStyle = colour;
+    boxes.strokeRect(x, y, x1 - x0, y1 - y0);
+    boxes.fillText(d.label, x + 2, Math.max(28, y - 2));
+    const li = document.createElement("li");
+    const pct = Math.round(100 * d.confidence);
+    li.className = d.label === "?" ? "unsure" : "";
+    li.innerHTML = `<span class="digit"></span><span class="pct">${pct}%</span>`;
+    li.querySelector(".digit").textContent = d.label;
+    li.setAttribute("aria-label", d.label === "?" ? `unsure digit: ${pct}%` : `digit ${d.label}: ${pct}%`);
+    digits.appendChild(li);
+  }
+}
+
+function clear() {
+  seq++;                                 // forget answers still in flight
+  clearTimeout(timer);
+  pad.clear();
+  boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
+  digits.replaceChildren();
+  text.dataset.status = "empty";
+  text.dataset.text = "";
+  text.textContent = "Write a number";
+  errorBox.hidden = true;
+}
+
+document.getElementById("clear").addEventListener("click", clear);
+
+document.getElementById("upload").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";
+  if (!file) return;
+  clear();
+  try {                                  // show the photo on the sheet, fitted, so the boxes land on it
+    const img = await createImageBitmap(file);
+    const scale = Math.min(sheet.width / img.width, sheet.height / img.height);
+    place = { x: (sheet.width - img.width * scale) / 2, y: (sheet.height - img.height * scale) / 2, scale };
+    pad.ctx.drawImage(img, place.x, place.y, img.width * scale, img.height * scale);
+  } catch (err) {
+    place = { x: 0, y: 0, scale: 1 };    // the browser cannot show it; the server says why
+  }
+  send(file, file.name);
+});
+
+clear();
+fetch("/v1/model").then((r) => r.json()).then((m) => {
+  document.getElementById("model").textContent = m.ocr ? "Read by: " + (m.ocr_model || m.name)
+                                                       : "This server's model cannot read numbers.";
+}).catch(() => {});
