@@ -235,6 +235,52 @@ def test_inverted_image(recognizer, glyphs):
     assert result.text == "31415"
 
 
+def _turned(ink: np.ndarray, degrees: float):
+    """`ink` turned counter-clockwise (writing running uphill), and where each pixel went."""
+    from PIL import Image as PILImage
+
+    turned = np.asarray(PILImage.fromarray(ink, "F").rotate(degrees, PILImage.Resampling.BILINEAR, expand=True))
+    (h, w), (th, tw) = ink.shape, turned.shape
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+
+    def where(x, y):
+        u, v = x - w / 2, y - h / 2
+        return tw / 2 + c * u + s * v, th / 2 - s * u + c * v
+    return turned, where
+
+
+@pytest.mark.parametrize("degrees", [-30, -12, 25, 40])
+def test_writing_askew_is_turned_level(recognizer, glyphs, degrees):
+    ink = compose([number(glyphs, "4071958")])
+    turned, where = _turned(ink, degrees)
+    assert ocr.writing_angle(turned) == pytest.approx(degrees, abs=3)
+    result = ocr.read(recognizer, paper(turned))
+    assert result.text == "4071958"
+    # each box is in the image's pixels, upright, around the turned digit's centre
+    ys, xs = np.nonzero(ink > 0.3)
+    gaps = np.flatnonzero(np.diff(np.unique(xs)) > 1)
+    cols = np.split(np.unique(xs), gaps + 1)
+    for d, col in zip(result.lines[0].digits, cols):
+        rows = ys[np.isin(xs, col)]
+        cx, cy = where((col.min() + col.max()) / 2, (rows.min() + rows.max()) / 2)
+        x0, y0, x1, y1 = d.box
+        assert x0 <= cx <= x1 and y0 <= cy <= y1
+        assert x1 <= turned.shape[1] and y1 <= turned.shape[0]
+
+
+def test_two_lines_askew(recognizer, glyphs):
+    ink = compose([number(glyphs, "1234"), number(glyphs, "98760", 1)])
+    result = ocr.read(recognizer, paper(_turned(ink, -20)[0]))
+    assert result.text == "1234\n98760"
+
+
+def test_level_writing_is_left_as_it_is(recognizer, glyphs):
+    ink = compose([number(glyphs, "4071958")])
+    assert abs(ocr.writing_angle(ink)) < ocr.LEVEL_MIN
+    assert ocr._level(ink)[1] is None                  # not resampled at all
+    assert ocr.writing_angle(compose([number(glyphs, "7")])) == 0.0   # one digit: no direction to read
+
+
 def test_empty_image_reads_nothing(recognizer):
     for img in (Image.new("L", (200, 80), 230), Image.new("RGB", (50, 50), (0, 0, 0))):
         result = ocr.read(recognizer, img)

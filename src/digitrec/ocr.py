@@ -3,6 +3,8 @@
 `read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
 digits and classifies each cut with the recognizer, in one batch per image:
 
+0. writing that runs uphill or downhill (a photo taken askew) is turned level: the angle is
+   the median direction from each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in;
@@ -31,8 +33,9 @@ on touching pairs (docs/ocr.md).
 
 A digit whose probability among the ten digits is below the recognizer's
 `min_confidence` reads as '?'.
-This module knows nothing about model files or training; it is not a general text OCR
-(digits only, roughly horizontal lines).
+Boxes are always in the input image's pixels (for turned writing, the upright box around the
+turned one). This module knows nothing about model files or training; it is not a general text
+OCR (digits only, lines within about 50° of horizontal).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer,
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
 MAX_MARKS = 1500         # more separate marks than this is not a few lines of digits (and too slow)
 LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
+LEVEL_MIN = 4.0          # writing that runs at least this many degrees off horizontal is turned level
+LEVEL_MAX = 50.0         # ... up to this many (a neighbour steeper than this is on another line)
 EIGHT = np.ones((3, 3), bool)
 
 
@@ -456,6 +461,54 @@ def ink_map(image) -> tuple[np.ndarray, float, float]:
     return ink, pil.width / ink.shape[1], pil.height / ink.shape[0]
 
 
+def writing_angle(ink: np.ndarray) -> float:
+    """Degrees the lines of writing run off horizontal (positive: uphill to the right), 0 if unclear.
+
+    From each digit-sized component (height at least 0.45 of the typical one), the direction
+    to its nearest such neighbour; neighbours steeper than LEVEL_MAX (the next line) are
+    skipped. The median of at least two such directions is a rough angle, and the median
+    direction between all pairs of components within 15° of it (those on one line) the angle.
+    """
+    comps = _components(ink > INK)
+    h_ref = _typical_height(comps)
+    big = [c for c in comps if c.h >= 0.45 * h_ref and c.area >= 6]
+    if len(big) < 2 or len(big) > MAX_MARKS:
+        return 0.0
+    centres = np.array([[c.x0 + c.w / 2, c.y0 + c.h / 2] for c in big])
+    dx = centres[None, :, 0] - centres[:, None, 0]
+    dy = centres[:, None, 1] - centres[None, :, 1]            # image rows grow downwards
+    angles = (np.degrees(np.arctan2(dy, dx)) + 90.0) % 180.0 - 90.0   # directions, not arrows: -90..90
+    dist = np.hypot(dx, dy)
+    np.fill_diagonal(dist, np.inf)
+    near = angles[np.arange(len(big)), dist.argmin(1)]
+    near = near[np.abs(near) <= LEVEL_MAX]
+    if len(near) < 2:
+        return 0.0
+    rough = float(np.median(near))
+    # refined over every pair on the same line (within 15° of the rough angle): longer baselines
+    same = np.triu(np.abs(angles - rough) <= 15.0, 1)
+    return float(np.median(angles[same])) if same.any() else rough
+
+
+def _level(ink: np.ndarray):
+    """(ink turned level, a function mapping its (x, y) back to `ink`'s), or (ink, None) if level."""
+    angle = writing_angle(ink)
+    if abs(angle) < LEVEL_MIN:
+        return ink, None
+    from PIL import Image
+
+    turned = np.asarray(Image.fromarray(ink, "F").rotate(-angle, Image.Resampling.BILINEAR, expand=True),
+                        dtype=np.float32)
+    (h, w), (th, tw) = ink.shape, turned.shape
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+
+    def back(x, y):  # turned image -> original: rotate by +angle about the centres (rows grow down)
+        u, v = x - tw / 2, y - th / 2
+        return w / 2 + c * u + s * v, h / 2 - s * u + c * v
+
+    return turned, back
+
+
 def segment(recognizer, ink: np.ndarray):
     """Steps 1-4 on an ink map: (the ink worked on, its (x, y) scale against `ink`, each line's plan).
 
@@ -520,11 +573,21 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
     if path is None and isinstance(image, (str, os.PathLike)):
         path = str(image)
     ink, sx, sy = ink_map(image)
+    height, width = round(ink.shape[0] * sy), round(ink.shape[1] * sx)
+    ink, back = _level(ink)
     found = segment(recognizer, ink)
     if found is None:
         return OcrResult([], path)
     ink, scale, plans = found
-    sx, sy = sx / scale[0], sy / scale[1]
+
+    def to_image(x0, y0, x1, y1) -> list[int]:
+        """A box on the ink worked on -> [x0, y0, x1, y1] in image pixels (upright around a turned one)."""
+        xs, ys = np.array([x0, x1, x1, x0]) / scale[0], np.array([y0, y0, y1, y1]) / scale[1]
+        if back is not None:
+            xs, ys = back(xs, ys)
+        return [max(0, int(xs.min() * sx)), max(0, int(ys.min() * sy)),
+                min(width, int(math.ceil(xs.max() * sx))), min(height, int(math.ceil(ys.max() * sy)))]
+
     crops = [c.crop for _, cands, _ in plans for c in cands if c.crop is not None]
     probs = recognizer.predict_normalized(np.stack(crops)) if crops else np.zeros((0, 10), np.float32)
     min_conf = float(getattr(recognizer, "min_confidence", 0.6))
@@ -544,7 +607,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         for k in _best_path(len(atoms), cands, costs, skip):
             p, (x0, y0, x1, y1) = pick[k], cands[k].box
             guess, conf = int(p.argmax()), digit_confidence(p)
-            box = [int(x0 * sx), int(y0 * sy), int(math.ceil(x1 * sx)), int(math.ceil(y1 * sy))]
+            box = to_image(x0, y0, x1, y1)
             digits.append(OcrDigit(digit_char(p, min_conf), conf, box, guess))
         if digits:
             out.append(OcrLine(digits))
