@@ -66,6 +66,7 @@ def server(model_path):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    proc.stdout.close()
 
 
 @pytest.fixture(scope="module")

@@ -313,7 +313,8 @@ def test_cli_ocr(glyphs, tmp_path, capsys):
     overlay = tmp_path / "o.png"
     assert main(["ocr", str(path), "--json", "--overlay", str(overlay)]) == 0
     assert json.loads(capsys.readouterr().out)["text"] == "2580"
-    assert Image.open(overlay).size == Image.open(path).size
+    with Image.open(overlay) as drawn, Image.open(path) as original:
+        assert drawn.size == original.size
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     assert main(["ocr", str(path), str(bad)]) == 1
