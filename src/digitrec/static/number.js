@@ -8,7 +8,7 @@ const boxes = document.getElementById("boxes").getContext("2d");
 const text = document.getElementById("text");
 const digits = document.getElementById("digits");
 const errorBox = document.getElementById("error");
-// digits written about 2/3 of the sheet high get the single-digit page's pen (1/12 of that)
+// the digit page's pen (23 px): about 1/8 of a digit written just over half the sheet high, as in MNIST
 const pad = makePad(sheet, { stroke: sheet.height / 14, onDraw: () => clearTimeout(timer),
                              onStrokeEnd: schedule, onClearKey: clear });
 const DEBOUNCE_MS = 350;     // a pause between strokes of one digit should not read half of it
