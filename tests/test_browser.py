@@ -116,8 +116,8 @@ DIGITS = {
 }
 
 
-def draw(pg, strokes):
-    box = pg.locator("#pad").bounding_box()
+def draw(pg, strokes, canvas="#pad"):
+    box = pg.locator(canvas).bounding_box()
     at = lambda x, y: (box["x"] + x * box["width"], box["y"] + y * box["height"])  # noqa: E731
     for stroke in strokes:
         pg.mouse.move(*at(*stroke[0]))
@@ -142,19 +142,13 @@ def draw_touch(pg, strokes):
     cdp.detach()
 
 
-def draw_number(pg, text, top=0.1, height=0.8, canvas="#sheet"):
+def draw_number(pg, text, top=0.1, height=0.8):
     """Write `text` on the number page's sheet: each digit in a square cell `height` of the sheet high."""
-    box = pg.locator(canvas).bounding_box()
-    cell = height * box["height"]
+    box = pg.locator("#sheet").bounding_box()
+    cell = height * box["height"] / box["width"]            # a cell's width in units of the sheet's
     for k, digit in enumerate(text):
-        x0 = box["x"] + (0.3 + 0.85 * k) * cell
-        draw_at = lambda x, y: (x0 + x * cell, box["y"] + top * box["height"] + y * cell)  # noqa: E731
-        for stroke in DIGITS[digit]:
-            pg.mouse.move(*draw_at(*stroke[0]))
-            pg.mouse.down()
-            for x, y in stroke[1:]:
-                pg.mouse.move(*draw_at(x, y), steps=8)
-            pg.mouse.up()
+        draw(pg, [[((0.3 + 0.85 * k + x) * cell, top + y * height) for x, y in stroke] for stroke in DIGITS[digit]],
+             "#sheet")
 
 
 def read_shown(pg) -> dict:

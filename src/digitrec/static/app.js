@@ -14,7 +14,8 @@ const pad = makePad(canvas, { stroke: canvas.width / 12, onDraw: schedule, onStr
                               onClearKey: clear });
 const DEBOUNCE_MS = 120;
 
-let timer = null, seq = 0;
+let timer = null;
+const send = latestOnly("/v1/predict?normalized=true", show, showError);
 
 function buildBars() {
   for (let d = 0; d < 10; d++) {
@@ -35,18 +36,6 @@ function predictNow() {
   clearTimeout(timer);
   if (!pad.inked) return;
   canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
-}
-
-async function send(blob, name) {
-  const mine = ++seq;                    // a newer request makes this answer stale: it is dropped
-  let body;
-  try {
-    body = await postImage("/v1/predict?normalized=true", blob, name);
-  } catch (err) {
-    if (mine === seq) showError(err.message);
-    return;
-  }
-  if (mine === seq) show(body);
 }
 
 function showError(message) {
@@ -93,7 +82,7 @@ function drawSeen(rows) {
 }
 
 function clear() {
-  seq++;                                 // forget answers still in flight
+  send.forget();                         // answers still in flight are not shown
   clearTimeout(timer);
   pad.clear();
   result.dataset.status = "empty";

@@ -13,7 +13,8 @@ const pad = makePad(sheet, { stroke: sheet.height / 14, onDraw: () => clearTimeo
                              onStrokeEnd: schedule, onClearKey: clear });
 const DEBOUNCE_MS = 350;     // a pause between strokes of one digit should not read half of it
 
-let timer = null, seq = 0;
+let timer = null;
+const send = latestOnly("/v1/ocr", show, showError);
 let place = { x: 0, y: 0, scale: 1 };   // image pixels -> sheet pixels (an upload is fitted in)
 
 function schedule() {
@@ -21,24 +22,16 @@ function schedule() {
   timer = setTimeout(readNow, DEBOUNCE_MS);
 }
 
+function read(blob, name) {
+  text.dataset.status = "reading";
+  send(blob, name);
+}
+
 function readNow() {
   clearTimeout(timer);
   if (!pad.inked) return;
   place = { x: 0, y: 0, scale: 1 };
-  sheet.toBlob((blob) => send(blob, "writing.png"), "image/png");
-}
-
-async function send(blob, name) {
-  const mine = ++seq;                    // a newer request makes this answer stale: it is dropped
-  text.dataset.status = "reading";
-  let body;
-  try {
-    body = await postImage("/v1/ocr", blob, name);
-  } catch (err) {
-    if (mine === seq) showError(err.message);
-    return;
-  }
-  if (mine === seq) show(body);
+  sheet.toBlob((blob) => read(blob, "writing.png"), "image/png");
 }
 
 function showError(message) {
@@ -78,7 +71,7 @@ function show(r) {
 }
 
 function clear() {
-  seq++;                                 // forget answers still in flight
+  send.forget();                         // answers still in flight are not shown
   clearTimeout(timer);
   pad.clear();
   boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
@@ -104,7 +97,7 @@ document.getElementById("upload").addEventListener("change", async (e) => {
   } catch (err) {
     place = { x: 0, y: 0, scale: 1 };    // the browser cannot show it; the server says why
   }
-  send(file, file.name);
+  read(file, file.name);
 });
 
 clear();

@@ -1,7 +1,7 @@
 // What both pages share: the drawing surface, a canvas of white paper drawn on in black with
 // pointer events (mouse, touch, pen), cleared with Delete, Backspace or Escape (each page says
 // what to do while a stroke is drawn, after it ends and on clearing); and the upload of an image
-// to the API.
+// to the API, keeping only the latest answer.
 "use strict";
 
 // POST an image as a multipart upload; the JSON answer, or an Error carrying the API's message.
@@ -17,6 +17,25 @@ async function postImage(url, blob, name) {
   const body = await resp.json().catch(() => ({ message: `HTTP ${resp.status}` }));
   if (!resp.ok) throw new Error(body.message || `HTTP ${resp.status}`);
   return body;
+}
+
+// A sender of images to `url` that hands on only the answer to the latest one (`show`, or
+// `showError` with the message); send.forget() drops the answers still in flight.
+function latestOnly(url, show, showError) {
+  let seq = 0;
+  async function send(blob, name) {
+    const mine = ++seq;
+    let body;
+    try {
+      body = await postImage(url, blob, name);
+    } catch (err) {
+      if (mine === seq) showError(err.message);
+      return;
+    }
+    if (mine === seq) show(body);
+  }
+  send.forget = () => { seq++; };
+  return send;
 }
 
 function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
