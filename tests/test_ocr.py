@@ -230,6 +230,50 @@ def test_speck_and_underline_are_ignored(recognizer, glyphs):
     assert result.text == "6042"
 
 
+def boxed(glyphs, text, cell=56, line=2, gap=0, size=1.0, margin=20, which=0):
+    """Ink of a row of printed boxes (a comb when gap is 0), one digit centred in each, scaled
+    to `size` times the box's height; and the ink of the same digits without the boxes."""
+    n = len(text)
+    ink = np.zeros((cell + 2 * margin, n * cell + (n - 1) * gap + 2 * margin), np.float32)
+    digits = np.zeros_like(ink)
+    for k, c in enumerate(text):
+        x, y = margin + k * (cell + gap), margin
+        g = glyphs[int(c)][which % len(glyphs[int(c)])]
+        g = ndimage.zoom(g, size * cell / g.shape[0], order=1).clip(0, 1)
+        gy, gx = y + (cell - g.shape[0]) // 2, x + (cell - g.shape[1]) // 2
+        digits[gy:gy + g.shape[0], gx:gx + g.shape[1]] = np.maximum(digits[gy:gy + g.shape[0], gx:gx + g.shape[1]], g)
+        ink[y:y + line, x:x + cell] = ink[y + cell - line:y + cell, x:x + cell] = 1.0  # top, bottom
+        ink[y:y + cell, x:x + line] = ink[y:y + cell, x + cell - line:x + cell] = 1.0  # sides
+    return np.maximum(ink, digits), digits
+
+
+@pytest.mark.parametrize("gap,line,size", [(0, 2, 0.7), (10, 2, 0.7), (0, 1, 0.7), (10, 3, 0.8), (0, 2, 0.95)])
+def test_printed_boxes_are_erased(recognizer, glyphs, gap, line, size):
+    text = "4071958"
+    ink, digits = boxed(glyphs, text, line=line, gap=gap, size=size)
+    assert ocr.read(recognizer, paper(ink)).text == text
+    kept = ocr.erase_boxes(ink) > ocr.INK
+    assert (kept & ~(digits > 0)).sum() == 0                       # nothing of the boxes is left
+    lost = (digits > ocr.INK) & ~kept
+    assert lost.sum() <= 0.06 * (digits > ocr.INK).sum()           # and little of the digits
+    if size <= 0.7:                                                # digits well clear of the lines: none lost
+        assert lost.sum() == 0
+    second = boxed(glyphs, "2963", line=line, gap=gap, size=size, which=1)[0]
+    two = np.zeros((2 * ink.shape[0], ink.shape[1]), np.float32)  # a second row of boxes below
+    two[:ink.shape[0]], two[ink.shape[0]:, :second.shape[1]] = ink, second
+    assert ocr.read(recognizer, paper(two)).text == "4071958\n2963"
+
+
+def test_lines_that_are_no_box_are_left(recognizer, glyphs):
+    # a 1 on an underline, and a frame round the whole number: no box sides
+    ink = compose([number(glyphs, "6102")])
+    ink[-22:-20, 10:ink.shape[1] - 10] = 1.0
+    assert (ocr.erase_boxes(ink) == ink).all()
+    for digits in ("4071958", "1111", "0880"):                    # digits alone: nothing erased
+        plain = compose([number(glyphs, digits)])
+        assert ocr.erase_boxes(plain) is plain
+
+
 def test_inverted_image(recognizer, glyphs):
     result = ocr.read(recognizer, paper(compose([number(glyphs, "31415")]), inverted=True))
     assert result.text == "31415"

@@ -3,7 +3,8 @@
 `read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
 digits and classifies each cut with the recognizer, in one batch per image:
 
-0. writing that runs uphill or downhill (a photo taken askew) is turned level: the angle is
+0. the printed boxes of form fields are erased (`erase_boxes`; level scans only), then
+   writing that runs uphill or downhill (a photo taken askew) is turned level: the angle is
    the median direction from each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
@@ -69,6 +70,10 @@ MAX_MARKS = 1500         # more separate marks than this is not a few lines of d
 LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
 LEVEL_MIN = 4.0          # writing that runs at least this many degrees off horizontal is turned level
 LEVEL_MAX = 50.0         # ... up to this many (a neighbour steeper than this is on another line)
+RULE = 10                # a printed box's sides, and the runs of its top and bottom, are at least twice this (px)
+THIN = 8.0               # ... and its sides this many times as long as its lines are thick
+EDGE = 0.8               # a box's top and bottom are at least this many times as long as its sides
+PEN = 6.0                # ... which are at least this many times as long as the pen's strokes are wide
 EIGHT = np.ones((3, 3), bool)
 
 
@@ -182,6 +187,107 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
             region = mask[c.y0:c.y1, c.x0:c.x1]
             region &= ~c.mask
     return mask
+
+
+def _run_ids(mask: np.ndarray):
+    """Each pixel's horizontal run: (run id, 0 off the mask; each run's length, by id)."""
+    starts = mask.copy()
+    starts[:, 1:] &= ~mask[:, :-1]
+    ids = np.cumsum(starts.ravel()).reshape(mask.shape) * mask
+    length = np.bincount(ids.ravel())
+    length[0] = 0
+    return ids, length
+
+
+def _vertical_runs(mask: np.ndarray, length: int):
+    """Every vertical run of at least `length` pixels: lists (x, top, bottom), bottom exclusive."""
+    m = np.zeros((mask.shape[0] + 2, mask.shape[1]), np.int8)
+    m[1:-1] = mask
+    d = np.diff(m, axis=0).T  # per column, +1 where a run starts, -1 past its end
+    xs, starts = np.nonzero(d == 1)
+    _, ends = np.nonzero(d == -1)  # the same order: column by column, top to bottom
+    keep = ends - starts >= length
+    return xs[keep].tolist(), starts[keep].tolist(), ends[keep].tolist()
+
+
+def erase_boxes(ink: np.ndarray) -> np.ndarray:
+    """The ink map without the printed boxes of form fields (`_remove_boxes`), with their soft rims.
+
+    Done before anything else, since a row of boxes would otherwise pass for the writing
+    (its angle, its lines, its height). The ink map itself when there are none."""
+    mask = ink > INK
+    kept = _remove_boxes(mask)
+    if kept is mask:
+        return ink
+    ink = ink.copy()
+    ink[ndimage.binary_dilation(mask & ~kept, structure=EIGHT) & ~kept] = 0.0
+    return ink
+
+
+def _remove_boxes(mask: np.ndarray) -> np.ndarray:
+    """The stroke mask without the printed boxes of form fields, touching digits or not.
+
+    A box side is a vertical run of pixels (one column, at least 2 * RULE long) that goes
+    from one long horizontal run to another; each of the two is at least EDGE times as long
+    as the side (a 7's stem meets only its own short bar) and the side is THIN times as long
+    as the lines are thick (a thick pen's strokes are not lines). A box is two such sides
+    joined by the same runs at the top and at the bottom. Its sides, and the runs of its top
+    and bottom, are erased; a digit that touches or crosses them keeps the rest of its
+    strokes. A vertical stroke that meets a line at one end only (a 1 standing on an
+    underline) is not a side. The scan must be level to within about half a degree (a
+    tilted side is no single column of pixels, a tilted top no single run), and a 1 that
+    touches both the top and the bottom of its box is taken for a side.
+    """
+    xs, tops, bottoms = _vertical_runs(mask, 2 * RULE)
+    if not xs:
+        return mask
+    ids, length = _run_ids(mask)
+    # a box is much taller than the pen is wide (a thick pen's loop, with its hole, is not a box);
+    # the median horizontal run is about the width of a stroke
+    shortest = max(2 * RULE, PEN * float(np.median(length[1:]))) if len(length) > 1 else 2 * RULE
+    h, w = mask.shape
+    sides = []  # (x, top, bottom, ids of the top line's runs, of the bottom line's runs)
+    for x, top, bottom in zip(xs, tops, bottoms):
+        y0, x0 = max(0, top - 2), max(0, x - 2)
+        near = ids[y0:min(h, bottom + 2), x0:x + 3]
+        run = length[near].max(1)  # the longest horizontal run through the side, per row
+        rows = np.flatnonzero(run >= 2 * RULE)
+        if len(rows) < 2:
+            continue
+        a, b = int(rows[0]), int(rows[-1])
+        need = EDGE * (b - a)
+        if b - a < shortest - 4 or run[a] < need or run[b] < need:
+            continue
+        # how thick each line is: its rows of long runs (a pen's curve is many such rows)
+        thick_a = int(np.argmin(np.r_[run[a:] >= 2 * RULE, False]))
+        thick_b = int(np.argmin(np.r_[run[b::-1] >= 2 * RULE, False]))
+        cols = mask[y0 + a:y0 + b + 1].mean(0) >= 0.9  # the side's own thickness: columns it fills
+        wall = int(np.argmin(np.r_[cols[x:], False])) + int(np.argmin(np.r_[cols[x::-1], False])) - 1
+        if b - a < THIN * max(thick_a, thick_b, wall):
+            continue
+        top_ids = {int(i) for i in near[a:a + thick_a].ravel() if i and length[i] >= need}
+        bottom_ids = {int(i) for i in near[b - thick_b + 1:b + 1].ravel() if i and length[i] >= need}
+        sides.append((x, y0 + a, y0 + b + 1, top_ids, bottom_ids))
+    by_top: dict[int, list[int]] = {}
+    for i, side in enumerate(sides):
+        for t in side[3]:
+            by_top.setdefault(t, []).append(i)
+    boxed, erase = set(), set()
+    for i, (x, _, _, t1, b1) in enumerate(sides):  # two sides joined by the same top and bottom
+        for j in {j for t in t1 for j in by_top[t]}:
+            x2, _, _, t2, b2 = sides[j]
+            if abs(x2 - x) > RULE and b1 & b2:
+                boxed |= {i, j}
+                erase |= t1 | t2 | b1 | b2
+    if not boxed:
+        return mask
+    out = mask & ~np.isin(ids, list(erase))
+    for i in boxed:  # the side: its column and the neighbouring ones that are part of the line
+        x, top, bottom = sides[i][:3]
+        for c in range(max(0, x - 1), min(w, x + 2)):
+            if mask[top:bottom, c].sum() >= 0.9 * (bottom - top):
+                out[top:bottom, c] = False
+    return out
 
 
 def _lines(big: list[_Comp]) -> list[list[_Comp]]:
@@ -574,7 +680,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         path = str(image)
     ink, sx, sy = ink_map(image)
     height, width = round(ink.shape[0] * sy), round(ink.shape[1] * sx)
-    ink, back = _level(ink)
+    ink, back = _level(erase_boxes(ink))
     found = segment(recognizer, ink)
     if found is None:
         return OcrResult([], path)
