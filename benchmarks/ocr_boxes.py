@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, write  # noqa: E402
 
-STYLES = {"cell": [40, 60], "line": [1, 2, 3], "gap": [0, 8], "size": [0.9, 1.15, 1.35], "angle": [0, 0.7],
+STYLES = {"cell": [40, 60], "line": [1, 2, 3], "gap": [0, 8], "size": [0.9, 1.15, 1.35], "angle": [0, 0.7, 2, 5],
           "rows": [1, 2]}
 
 

@@ -264,6 +264,23 @@ def test_printed_boxes_are_erased(recognizer, glyphs, gap, line, size):
     assert ocr.read(recognizer, paper(two)).text == "4071958\n2963"
 
 
+@pytest.mark.parametrize("degrees", [-4.0, -0.8, 1.5, 5.0])
+def test_tilted_boxes_are_found(recognizer, glyphs, degrees):
+    text = "4071958"
+    ink, digits = boxed(glyphs, text, gap=10, size=0.7)
+    turned, where = _turned(ink, degrees)
+    assert ocr.rule_angle(turned) == pytest.approx(degrees, abs=0.3)
+    result = ocr.read(recognizer, paper(turned))
+    assert result.text == text
+    ys, xs = np.nonzero(digits > 0.3)  # each box, in the image's pixels, holds its digit's centre
+    for k, d in enumerate(result.lines[0].digits):
+        left = 20 + k * (56 + 10)
+        mine = (xs >= left) & (xs < left + 56)
+        cx, cy = where((xs[mine].min() + xs[mine].max()) / 2, (ys[mine].min() + ys[mine].max()) / 2)
+        x0, y0, x1, y1 = d.box
+        assert x0 <= cx <= x1 and y0 <= cy <= y1
+
+
 def test_lines_that_are_no_box_are_left(recognizer, glyphs):
     # a 1 on an underline, and a frame round the whole number: no box sides
     ink = compose([number(glyphs, "6102")])

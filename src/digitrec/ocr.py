@@ -3,9 +3,10 @@
 `read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
 digits and classifies each cut with the recognizer, in one batch per image:
 
-0. the printed boxes of form fields are erased (`erase_boxes`; level scans only), then
-   writing that runs uphill or downhill (a photo taken askew) is turned level: the angle is
-   the median direction from each digit-sized component to its nearest neighbour;
+0. the printed boxes of form fields are erased (`erase_boxes`), on the ink turned level by
+   their lines if they are tilted (`rule_angle`); without boxes, writing that runs uphill or
+   downhill (a photo taken askew) is turned level: the angle is the median direction from
+   each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in;
@@ -74,6 +75,7 @@ RULE = 10                # a printed box's sides, and the runs of its top and bo
 THIN = 8.0               # ... and its sides this many times as long as its lines are thick
 EDGE = 0.8               # a box's top and bottom are at least this many times as long as its sides
 PEN = 6.0                # ... which are at least this many times as long as the pen's strokes are wide
+RULE_MAX = 6.0           # boxes tilted up to this many degrees are found (on the ink turned level)
 EIGHT = np.ones((3, 3), bool)
 
 
@@ -234,9 +236,10 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     joined by the same runs at the top and at the bottom. Its sides, and the runs of its top
     and bottom, are erased; a digit that touches or crosses them keeps the rest of its
     strokes. A vertical stroke that meets a line at one end only (a 1 standing on an
-    underline) is not a side. The scan must be level to within about half a degree (a
-    tilted side is no single column of pixels, a tilted top no single run), and a 1 that
-    touches both the top and the bottom of its box is taken for a side.
+    underline) is not a side. The boxes must be level to within about half a degree (a
+    tilted side is no single column of pixels, a tilted top no single run: `_unbox` turns
+    them level first), and a 1 that touches both the top and the bottom of its box is
+    taken for a side.
     """
     xs, tops, bottoms = _vertical_runs(mask, 2 * RULE)
     if not xs:
@@ -255,12 +258,12 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
         if len(rows) < 2:
             continue
         a, b = int(rows[0]), int(rows[-1])
-        need = EDGE * (b - a)
-        if b - a < shortest - 4 or run[a] < need or run[b] < need:
-            continue
         # how thick each line is: its rows of long runs (a pen's curve is many such rows)
         thick_a = int(np.argmin(np.r_[run[a:] >= 2 * RULE, False]))
         thick_b = int(np.argmin(np.r_[run[b::-1] >= 2 * RULE, False]))
+        need = EDGE * (b - a)
+        if b - a < shortest - 4 or run[a:a + thick_a].max() < need or run[b - thick_b + 1:b + 1].max() < need:
+            continue
         cols = mask[y0 + a:y0 + b + 1].mean(0) >= 0.9  # the side's own thickness: columns it fills
         wall = int(np.argmin(np.r_[cols[x:], False])) + int(np.argmin(np.r_[cols[x::-1], False])) - 1
         if b - a < THIN * max(thick_a, thick_b, wall):
@@ -596,11 +599,54 @@ def writing_angle(ink: np.ndarray) -> float:
     return float(np.median(angles[same])) if same.any() else rough
 
 
+def rule_angle(ink: np.ndarray) -> float:
+    """Degrees the long straight strokes (printed lines) run off horizontal, within ±RULE_MAX.
+
+    The angle at which the pixels of horizontal runs at least RULE long, projected along
+    it, pile up most (the sum of squared counts per row: a line's pixels all fall in one row).
+    A tilted line's runs are still RULE long up to about 6° for a 2 px line. Without printed
+    lines it is some angle of the writing's strokes: `_unbox` then finds no box either way."""
+    ys, xs = np.nonzero(_horizontal_runs(ink > INK, RULE))
+    if len(ys) < 4 * RULE:
+        return 0.0
+    step = max(1, len(ys) // 20000)
+    ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
+
+    def pile(deg: float) -> float:
+        rows = np.rint(ys + xs * math.tan(math.radians(deg))).astype(np.int64)
+        counts = np.bincount(rows - rows.min()).astype(np.float64)
+        return float((counts * counts).sum())
+
+    best = max(np.arange(-RULE_MAX, RULE_MAX + 1e-9, 0.25), key=pile)
+    return float(max(np.arange(best - 0.3, best + 0.31, 0.02), key=pile))
+
+
 def _level(ink: np.ndarray):
     """(ink turned level, a function mapping its (x, y) back to `ink`'s), or (ink, None) if level."""
     angle = writing_angle(ink)
     if abs(angle) < LEVEL_MIN:
         return ink, None
+    return _turn(ink, angle)
+
+
+def _unbox(ink: np.ndarray):
+    """(the ink without its printed boxes, and `back` as in `_level`), or None if it has none.
+
+    Where the printed lines run at least 0.2° off horizontal (`rule_angle`), boxes are looked
+    for on the ink turned level by them, and the writing in them is taken to be as level as
+    they are; otherwise (or if none are found there) on the ink as it is."""
+    angle = rule_angle(ink)
+    if abs(angle) >= 0.2:
+        turned, back = _turn(ink, angle)
+        erased = erase_boxes(turned)
+        if erased is not turned:
+            return erased, back
+    erased = erase_boxes(ink)
+    return (erased, None) if erased is not ink else None
+
+
+def _turn(ink: np.ndarray, angle: float):
+    """`ink` turned by -angle degrees (writing uphill by `angle` becomes level), and `back`."""
     from PIL import Image
 
     turned = np.asarray(Image.fromarray(ink, "F").rotate(-angle, Image.Resampling.BILINEAR, expand=True),
@@ -680,7 +726,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
         path = str(image)
     ink, sx, sy = ink_map(image)
     height, width = round(ink.shape[0] * sy), round(ink.shape[1] * sx)
-    ink, back = _level(erase_boxes(ink))
+    ink, back = _unbox(ink) or _level(ink)
     found = segment(recognizer, ink)
     if found is None:
         return OcrResult([], path)
