@@ -165,17 +165,20 @@ def _typical_height(comps: list[_Comp]) -> float:
     return float(np.median(cand or [c.h for c in comps]))
 
 
+def _run_ids(mask: np.ndarray):
+    """Each pixel's horizontal run: (run id, 0 off the mask; each run's length, by id)."""
+    starts = mask.copy()
+    starts[:, 1:] &= ~mask[:, :-1]
+    ids = np.cumsum(starts.ravel()).reshape(mask.shape) * mask
+    length = np.bincount(ids.ravel())
+    length[0] = 0
+    return ids, length
+
+
 def _horizontal_runs(mask: np.ndarray, length: int) -> np.ndarray:
     """The pixels of horizontal runs at least `length` long (a 1×length opening, in O(pixels))."""
-    h, w = mask.shape
-    if length > w:
-        return np.zeros_like(mask)
-    cum = np.concatenate([np.zeros((h, 1), np.int32), np.cumsum(mask, axis=1, dtype=np.int32)], axis=1)
-    starts = (cum[:, length:] - cum[:, :-length]) == length  # a full run starts at x
-    cs = np.concatenate([np.zeros((h, 1), np.int32), np.cumsum(starts, axis=1, dtype=np.int32)], axis=1)
-    x = np.arange(w)
-    lo, hi = np.clip(x - length + 1, 0, starts.shape[1]), np.clip(x + 1, 0, starts.shape[1])
-    return (cs[:, hi] - cs[:, lo]) > 0  # covered by some full run
+    ids, lengths = _run_ids(mask)
+    return lengths[ids] >= length
 
 
 def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
@@ -190,16 +193,6 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
             region = mask[c.y0:c.y1, c.x0:c.x1]
             region &= ~c.mask
     return mask
-
-
-def _run_ids(mask: np.ndarray):
-    """Each pixel's horizontal run: (run id, 0 off the mask; each run's length, by id)."""
-    starts = mask.copy()
-    starts[:, 1:] &= ~mask[:, :-1]
-    ids = np.cumsum(starts.ravel()).reshape(mask.shape) * mask
-    length = np.bincount(ids.ravel())
-    length[0] = 0
-    return ids, length
 
 
 def _vertical_runs(mask: np.ndarray, length: int):
@@ -248,7 +241,7 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     ids, length = _run_ids(mask)
     # a box is much taller than the pen is wide (a thick pen's loop, with its hole, is not a box);
     # the median horizontal run is about the width of a stroke
-    shortest = max(2 * RULE, PEN * float(np.median(length[1:]))) if len(length) > 1 else 2 * RULE
+    shortest = max(2 * RULE, PEN * float(np.median(length[1:])))  # (runs exist: xs is not empty)
     h, w = mask.shape
     sides = []  # (x, top, bottom, ids of the top line's runs, of the bottom line's runs)
     for x, top, bottom in zip(xs, tops, bottoms):
