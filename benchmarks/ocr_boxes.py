@@ -5,10 +5,11 @@
 Each style is a row (or two rows) of five boxes with one MNIST test digit in each: boxes of
 40 or 60 px, lines 1-3 px wide, a comb (boxes side by side) or boxes 8 px apart, digits
 0.9-1.35 times the box size as a 28 px MNIST image (so the larger ones touch or cross the
-lines), the sheet level or turned by 0.7 degrees, every second image saved as JPEG. Each
-sheet is also drawn without its boxes (same digits, same places), so the two figures
-differ only by the boxes. Reads with the bundled OCR reader; a sheet counts when all its
-digits are read right. Writes benchmarks/results/ocr_boxes.{json,md}. Not a test.
+lines), the sheet level or turned by 0.7, 2 or 5 degrees, every second image saved as JPEG.
+Each sheet is drawn with three kinds of field (closed boxes; open boxes, `|_|`; a line with
+ticks a third of the box tall) and without any (same digits, same places), so the figures
+differ only by the field's lines. Reads with the bundled OCR reader; a sheet counts when all
+its digits are read right. Writes benchmarks/results/ocr_boxes.{json,md}. Not a test.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, write  # noqa: E402
 
+FIELDS = ("box", "open", "ticks")  # closed boxes, open boxes |_|, a line with ticks
 STYLES = {"cell": [40, 60], "line": [1, 2, 3], "gap": [0, 8], "size": [0.9, 1.15, 1.35], "angle": [0, 0.7, 2, 5],
           "rows": [1, 2]}
 
 
-def sheet(images, rows, cell, line, gap, size, angle, ruled, jpeg, rng):
-    """A grey sheet with `rows` (lists of MNIST images) written in boxes (or without them)."""
+def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
+    """A grey sheet with `rows` (lists of MNIST images) written in fields of a kind (None: no lines)."""
     n = max(len(r) for r in rows)
     im = Image.new("L", (n * (cell + gap) + 40, len(rows) * (cell + 30) + 20), 255)
     draw = ImageDraw.Draw(im)
@@ -38,8 +40,13 @@ def sheet(images, rows, cell, line, gap, size, angle, ruled, jpeg, rng):
         y0 = 20 + r * (cell + 30)
         for k, digit in enumerate(row):
             x = 20 + k * (cell + gap)
-            if ruled:
+            tick = {"box": cell, "open": cell, "ticks": cell // 3}.get(field, 0)  # how tall the sides are
+            if field == "box":
                 draw.rectangle([x, y0, x + cell, y0 + cell], outline=40, width=line)
+            elif field:
+                draw.rectangle([x, y0 + cell - line + 1, x + cell, y0 + cell], fill=40)
+                for side in (x, x + cell - line + 1):
+                    draw.rectangle([side, y0 + cell - tick, side + line - 1, y0 + cell], fill=40)
             s = int(cell * size)
             ink = Image.fromarray(digit).resize((s, s), Image.Resampling.BILINEAR)
             dx, dy = (int(v) for v in rng.integers(-3, 4, size=2))
@@ -67,28 +74,26 @@ def main(argv=None) -> int:
     rows = []
     for k, style in enumerate(itertools.product(*STYLES.values())):
         st = dict(zip(STYLES, style))
-        for ruled in (True, False):
-            rng = np.random.default_rng(k)  # the same digits and places with and without boxes
+        for field in (*FIELDS, None):
+            rng = np.random.default_rng(k)  # the same digits and places in every kind of field
             for t in range(args.per_style):
                 picks = [rng.integers(len(images), size=5) for _ in range(st["rows"])]
                 truth = "\n".join("".join(str(labels[i]) for i in p) for p in picks)
                 im = sheet(images, [[images[i] for i in p] for p in picks], st["cell"], st["line"], st["gap"],
-                           st["size"], st["angle"], ruled, t % 2 == 1, rng)
-                rows.append({**st, "boxes": ruled, "right": reader.read(im).text == truth})
+                           st["size"], st["angle"], field, t % 2 == 1, rng)
+                rows.append({**st, "field": field, "right": reader.read(im).text == truth})
     md = ["# OCR of numbers in printed boxes", "", f"Command: `{command()}`  ",
-          f"Sheets read right (all digits), with the boxes and without them (same digits, same places); "
-          f"{args.per_style} per style, bundled OCR reader.", "",
-          "| subset | with boxes | without |", "| --- | --- | --- |"]
+          f"Sheets read right (all digits) in closed boxes, open boxes (`|_|`), on a line with ticks, and "
+          f"without any lines (same digits, same places); {args.per_style} per style, bundled OCR reader.", "",
+          "| subset | closed boxes | open boxes | ticks | without |", "| --- | --- | --- | --- | --- |"]
     subsets = [("all", lambda r: True)] + [(f"{key} {v}", lambda r, key=key, v=v: r[key] == v)
                                           for key, values in STYLES.items() for v in values]
     record = {"command": command(), **machine(), "per_style": args.per_style, "subsets": {}}
     for name, keep in subsets:
         sel = [r for r in rows if keep(r)]
-        boxed = [r["right"] for r in sel if r["boxes"]]
-        plain = [r["right"] for r in sel if not r["boxes"]]
-        record["subsets"][name] = {"n": len(boxed), "with_boxes": sum(boxed), "without": sum(plain)}
-        md.append(f"| {name} | {sum(boxed)} of {len(boxed)} ({np.mean(boxed):.0%}) | "
-                  f"{sum(plain)} of {len(plain)} ({np.mean(plain):.0%}) |")
+        right = {f or "without": [r["right"] for r in sel if r["field"] == f] for f in (*FIELDS, None)}
+        record["subsets"][name] = {"n": len(right["without"]), **{f: sum(v) for f, v in right.items()}}
+        md.append(f"| {name} | " + " | ".join(f"{sum(v)} of {len(v)} ({np.mean(v):.0%})" for v in right.values()) + " |")
     write("ocr_boxes", record, md, args.out)
     print("\n".join(md))
     return 0

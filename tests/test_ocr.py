@@ -230,9 +230,10 @@ def test_speck_and_underline_are_ignored(recognizer, glyphs):
     assert result.text == "6042"
 
 
-def boxed(glyphs, text, cell=56, line=2, gap=0, size=1.0, margin=20, which=0):
-    """Ink of a row of printed boxes (a comb when gap is 0), one digit centred in each, scaled
-    to `size` times the box's height; and the ink of the same digits without the boxes."""
+def boxed(glyphs, text, cell=56, line=2, gap=0, size=1.0, margin=20, which=0, kind="box", drop=0):
+    """Ink of a row of printed boxes (a comb when gap is 0), one digit centred in each (`drop` px
+    lower), scaled to `size` times the box's height; and the ink of the same digits without the
+    boxes. `kind`: closed boxes, "open" ones (|_|) or "ticks" a third of the box tall on a line."""
     n = len(text)
     ink = np.zeros((cell + 2 * margin, n * cell + (n - 1) * gap + 2 * margin), np.float32)
     digits = np.zeros_like(ink)
@@ -240,17 +241,23 @@ def boxed(glyphs, text, cell=56, line=2, gap=0, size=1.0, margin=20, which=0):
         x, y = margin + k * (cell + gap), margin
         g = glyphs[int(c)][which % len(glyphs[int(c)])]
         g = ndimage.zoom(g, size * cell / g.shape[0], order=1).clip(0, 1)
-        gy, gx = y + (cell - g.shape[0]) // 2, x + (cell - g.shape[1]) // 2
+        gy, gx = y + (cell - g.shape[0]) // 2 + drop, x + (cell - g.shape[1]) // 2
         digits[gy:gy + g.shape[0], gx:gx + g.shape[1]] = np.maximum(digits[gy:gy + g.shape[0], gx:gx + g.shape[1]], g)
-        ink[y:y + line, x:x + cell] = ink[y + cell - line:y + cell, x:x + cell] = 1.0  # top, bottom
-        ink[y:y + cell, x:x + line] = ink[y:y + cell, x + cell - line:x + cell] = 1.0  # sides
+        top = {"box": y, "open": y, "ticks": y + cell - cell // 3}[kind]
+        ink[y + cell - line:y + cell, x:x + cell] = ink[top:y + cell, x:x + line] = 1.0  # bottom, sides
+        ink[top:y + cell, x + cell - line:x + cell] = 1.0
+        if kind == "box":
+            ink[y:y + line, x:x + cell] = 1.0
     return np.maximum(ink, digits), digits
 
 
-@pytest.mark.parametrize("gap,line,size", [(0, 2, 0.7), (10, 2, 0.7), (0, 1, 0.7), (10, 3, 0.8), (0, 2, 0.95)])
-def test_printed_boxes_are_erased(recognizer, glyphs, gap, line, size):
+@pytest.mark.parametrize("kind,gap,line,size", [
+    ("box", 0, 2, 0.7), ("box", 10, 2, 0.7), ("box", 0, 1, 0.7), ("box", 10, 3, 0.8), ("box", 0, 2, 0.95),
+    ("open", 0, 2, 0.7), ("open", 10, 1, 0.8), ("open", 0, 3, 0.95),
+    ("ticks", 0, 2, 0.7), ("ticks", 10, 2, 0.7), ("ticks", 0, 1, 0.95), ("ticks", 10, 3, 0.7), ("ticks", 0, 3, 0.8)])
+def test_printed_boxes_are_erased(recognizer, glyphs, kind, gap, line, size):
     text = "4071958"
-    ink, digits = boxed(glyphs, text, line=line, gap=gap, size=size)
+    ink, digits = boxed(glyphs, text, line=line, gap=gap, size=size, kind=kind)
     assert ocr.read(recognizer, paper(ink)).text == text
     kept = ocr.erase_boxes(ink) > ocr.INK
     assert (kept & ~(digits > 0)).sum() == 0                       # nothing of the boxes is left
@@ -258,7 +265,7 @@ def test_printed_boxes_are_erased(recognizer, glyphs, gap, line, size):
     assert lost.sum() <= 0.06 * (digits > ocr.INK).sum()           # and little of the digits
     if size <= 0.7:                                                # digits well clear of the lines: none lost
         assert lost.sum() == 0
-    second = boxed(glyphs, "2963", line=line, gap=gap, size=size, which=1)[0]
+    second = boxed(glyphs, "2963", line=line, gap=gap, size=size, which=1, kind=kind)[0]
     two = np.zeros((2 * ink.shape[0], ink.shape[1]), np.float32)  # a second row of boxes below
     two[:ink.shape[0]], two[ink.shape[0]:, :second.shape[1]] = ink, second
     assert ocr.read(recognizer, paper(two)).text == "4071958\n2963"
@@ -279,6 +286,40 @@ def test_tilted_boxes_are_found(recognizer, glyphs, degrees):
         cx, cy = where((xs[mine].min() + xs[mine].max()) / 2, (ys[mine].min() + ys[mine].max()) / 2)
         x0, y0, x1, y1 = d.box
         assert x0 <= cx <= x1 and y0 <= cy <= y1
+
+
+@pytest.mark.parametrize("gap", [0, 10])
+def test_digits_standing_on_the_ticks_line_keep_their_strokes(recognizer, glyphs, gap):
+    """Digits that reach down to the line of a ticked comb: their strokes are no ticks (the 1s
+    are taller than the ticks and off their pitch), so only what lies on the line goes."""
+    cell, line, size = 56, 2, 0.8
+    tall = round(size * cell)                          # boxed() scales each digit to this height
+    drop = cell - line - (cell - tall) // 2 - tall + 2  # so that the digits' feet sit on the line
+    ink, digits = boxed(glyphs, "41711", cell=cell, line=line, gap=gap, size=size, kind="ticks", drop=drop)
+    strokes = digits > ocr.INK
+    assert (strokes[20 + cell - line:20 + cell]).any()  # they do touch it
+    kept = ocr.erase_boxes(ink) > ocr.INK
+    above = strokes.copy()
+    above[20 + cell - line:] = False
+    assert (above & ~kept).sum() == 0
+    assert (kept & ~(digits > 0)).sum() == 0
+    assert ocr.read(recognizer, paper(ink)).text == "41711"
+
+
+@pytest.mark.parametrize("gap", [0, 10])
+def test_a_1_from_the_top_to_the_bottom_of_its_box_is_no_side(recognizer, glyphs, gap):
+    """A straight 1 that touches the top and the bottom of its box is one column of ink between
+    two lines, as a side is; but it stands off the boxes' pitch (`ocr._on_pitch`)."""
+    cell, line = 56, 2
+    ink, digits = boxed(glyphs, "40758", cell=cell, line=line, gap=gap, size=0.7)
+    third = np.zeros(ink.shape, bool)
+    third[:, 20 + 2 * (cell + gap):20 + 3 * (cell + gap) - gap] = True
+    ink[third & (digits > 0)] = 0.0                                # the 7 goes (it is clear of the lines)
+    x = 20 + 2 * (cell + gap) + cell // 2
+    ink[20:20 + cell, x - 2:x + 2] = 1.0                           # the 1, from line to line
+    kept = ocr.erase_boxes(ink) > ocr.INK
+    assert kept[20 + line:20 + cell - line, x - 2:x + 2].all()
+    assert ocr.read(recognizer, paper(ink)).text == "40158"
 
 
 def test_lines_that_are_no_box_are_left(recognizer, glyphs):

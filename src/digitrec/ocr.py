@@ -3,10 +3,11 @@
 `read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
 digits and classifies each cut with the recognizer, in one batch per image:
 
-0. the printed boxes of form fields are erased (`erase_boxes`), on the ink turned level by
-   their lines if they are tilted (`rule_angle`); without boxes, writing that runs uphill or
-   downhill (a photo taken askew) is turned level: the angle is the median direction from
-   each digit-sized component to its nearest neighbour;
+0. the printed boxes of form fields (closed boxes, open ones and combs of ticks on a line) are
+   erased (`erase_boxes`), on the ink turned level by their lines if they are tilted
+   (`rule_angle`); without boxes, writing that runs uphill or downhill (a photo taken askew)
+   is turned level: the angle is the median direction from each digit-sized component to its
+   nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in;
@@ -76,6 +77,7 @@ RULE = 10                # a printed box's sides, and the runs of its top and bo
 THIN = 8.0               # ... and its sides this many times as long as its lines are thick
 EDGE = 0.8               # a box's top and bottom are at least this many times as long as its sides
 PEN = 6.0                # ... which are at least this many times as long as the pen's strokes are wide
+TICK = 8                 # the ticks of a comb (a line with short sides standing on it) are at least this tall (px)
 RULE_MAX = 6.0           # boxes tilted up to this many degrees are found (on the ink turned level)
 EIGHT = np.ones((3, 3), bool)
 
@@ -195,6 +197,11 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
     return mask
 
 
+def _leading(flags: np.ndarray) -> int:
+    """How many of `flags` are true before the first false one."""
+    return len(flags) if flags.all() else int(flags.argmin())
+
+
 def _vertical_runs(mask: np.ndarray, length: int):
     """Every vertical run of at least `length` pixels: lists (x, top, bottom), bottom exclusive."""
     m = np.zeros((mask.shape[0] + 2, mask.shape[1]), np.int8)
@@ -207,7 +214,7 @@ def _vertical_runs(mask: np.ndarray, length: int):
 
 
 def erase_boxes(ink: np.ndarray) -> np.ndarray:
-    """The ink map without the printed boxes of form fields (`_remove_boxes`), with their soft rims.
+    """The ink map without the printed boxes of form fields (`_remove_boxes`, `_combs`), with their soft rims.
 
     Done before anything else, since a row of boxes would otherwise pass for the writing
     (its angle, its lines, its height). The ink map itself when there are none."""
@@ -232,10 +239,11 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     strokes. A vertical stroke that meets a line at one end only (a 1 standing on an
     underline) is not a side. The boxes must be level to within about half a degree (a
     tilted side is no single column of pixels, a tilted top no single run: `_unbox` turns
-    them level first), and a 1 that touches both the top and the bottom of its box is
-    taken for a side.
+    them level first). Along one top line, only the sides at the boxes' pitch count
+    (`_on_pitch`: a straight 1 that touches the top and the bottom of its box is off it).
+    Open boxes and combs of ticks (no top) are `_combs`' to find.
     """
-    xs, tops, bottoms = _vertical_runs(mask, 2 * RULE)
+    xs, tops, bottoms = _vertical_runs(mask, TICK + 1)
     if not xs:
         return mask
     ids, length = _run_ids(mask)
@@ -244,7 +252,10 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     shortest = max(2 * RULE, PEN * float(np.median(length[1:])))  # (runs exist: xs is not empty)
     h, w = mask.shape
     sides = []  # (x, top, bottom, ids of the top line's runs, of the bottom line's runs)
+    runs = []   # the vertical run of each side
     for x, top, bottom in zip(xs, tops, bottoms):
+        if bottom - top < 2 * RULE:
+            continue
         y0, x0 = max(0, top - 2), max(0, x - 2)
         near = ids[y0:min(h, bottom + 2), x0:x + 3]
         run = length[near].max(1)  # the longest horizontal run through the side, per row
@@ -253,18 +264,19 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
             continue
         a, b = int(rows[0]), int(rows[-1])
         # how thick each line is: its rows of long runs (a pen's curve is many such rows)
-        thick_a = int(np.argmin(np.r_[run[a:] >= 2 * RULE, False]))
-        thick_b = int(np.argmin(np.r_[run[b::-1] >= 2 * RULE, False]))
+        thick_a = _leading(run[a:] >= 2 * RULE)
+        thick_b = _leading(run[b::-1] >= 2 * RULE)
         need = EDGE * (b - a)
         if b - a < shortest - 4 or run[a:a + thick_a].max() < need or run[b - thick_b + 1:b + 1].max() < need:
             continue
         cols = mask[y0 + a:y0 + b + 1].mean(0) >= 0.9  # the side's own thickness: columns it fills
-        wall = int(np.argmin(np.r_[cols[x:], False])) + int(np.argmin(np.r_[cols[x::-1], False])) - 1
+        wall = _leading(cols[x:]) + _leading(cols[x::-1]) - 1
         if b - a < THIN * max(thick_a, thick_b, wall):
             continue
         top_ids = {int(i) for i in near[a:a + thick_a].ravel() if i and length[i] >= need}
         bottom_ids = {int(i) for i in near[b - thick_b + 1:b + 1].ravel() if i and length[i] >= need}
         sides.append((x, y0 + a, y0 + b + 1, top_ids, bottom_ids))
+        runs.append((x, top, bottom))
     by_top: dict[int, list[int]] = {}
     for i, side in enumerate(sides):
         for t in side[3]:
@@ -276,15 +288,142 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
             if abs(x2 - x) > RULE and b1 & b2:
                 boxed |= {i, j}
                 erase |= t1 | t2 | b1 | b2
-    if not boxed:
+    boxed = _on_pitch(sides, boxed)
+    taken = {runs[i] for i in boxed}  # the rest may stand on a line without a top (`_combs`)
+    rest = [r for r in zip(xs, tops, bottoms) if r not in taken]
+    more, cells = _combs(mask, ids, length, *zip(*rest)) if rest else (set(), [])
+    erase |= more
+    if not boxed and not cells:
         return mask
     out = mask & ~np.isin(ids, list(erase))
-    for i in boxed:  # the side: its column and the neighbouring ones that are part of the line
-        x, top, bottom = sides[i][:3]
-        for c in range(max(0, x - 1), min(w, x + 2)):
+    cells += [([sides[i][0]], sides[i][1], sides[i][2]) for i in boxed]
+    for cols, top, bottom in cells:  # a side: its columns and the neighbouring ones that are part of the line
+        for c in range(max(0, min(cols) - 1), min(w, max(cols) + 2)):
             if mask[top:bottom, c].sum() >= 0.9 * (bottom - top):
                 out[top:bottom, c] = False
     return out
+
+
+def _on_pitch(sides: list, boxed: set[int]) -> set[int]:
+    """The box sides that are sides: along one top line, those at its boxes' pitch.
+
+    The first and last side under a top line are its ends; the sides between them stand at a
+    whole number of equal cells, at least 20 px and 0.6 of the sides' height wide, and the
+    number of cells is the one that most of them fit. A stroke off that pitch (a 1 that
+    touches the top and the bottom of its box) is no side."""
+    groups: dict[int, list[int]] = {}
+    for i in boxed:
+        groups.setdefault(min(sides[i][3]), []).append(i)
+    keep = set()
+    for members in groups.values():
+        members.sort(key=lambda i: sides[i][0])
+        walls = []  # the neighbouring columns of one side
+        for i in members:
+            if walls and sides[i][0] - sides[walls[-1][-1]][0] <= 1:
+                walls[-1].append(i)
+            else:
+                walls.append([i])
+        xs = [float(np.mean([sides[i][0] for i in w])) for w in walls]
+        tall = float(np.median([sides[i][2] - sides[i][1] for i in members]))
+        best = [walls[0], walls[-1]]
+        for n in range(1, len(walls)):
+            cell = (xs[-1] - xs[0]) / n
+            if cell < max(2 * RULE, 0.6 * tall):
+                break
+            tol = max(2.0, 0.08 * cell)
+            on = [w for w, x in zip(walls, xs) if abs((x - xs[0]) / cell - round((x - xs[0]) / cell)) * cell <= tol]
+            if len(on) > len(best):
+                best = on
+        keep |= {i for w in best for i in w}
+    return keep
+
+
+def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
+    """The open boxes of form fields: sides or ticks standing on a printed line, with nothing on top.
+
+    A riser is a vertical run of pixels (one column, at least TICK long) that ends in a horizontal
+    run at least 2 * RULE and EDGE times its height long (the base); it is at most about two lines
+    thick, and at least 3 times as tall as the base is thick. Risers on one base as tall as each
+    other (within 2 px or 10%) are
+    - a comb's ticks, or its open boxes' sides (`|_|_|`), when at least three stand at a regular
+      pitch of at least 2 * RULE (the columns of one thick stroke stand closer); risers taller
+      than them on that pitch are ticks that a digit's stroke continues;
+    - open boxes (`|_| |_|`) when two stand at the two ends of each of two or more bases of the same
+      size on one row (the arms of a 4 on its bar are one `|_|` too), each with no ink just above
+      it (a 0's sides bend on into its top).
+    A 1 standing on an underline is one riser alone, and a 1 among a comb's ticks is off their
+    pitch or height. Returns the bases' run ids and the risers' (columns, top, bottom) to erase,
+    as `_remove_boxes` erases a box's top and sides.
+    """
+    long = length[ids] >= 2 * RULE
+    risers: dict[int, list] = {}  # base run id (its last row) -> (x, top, height, base thickness, starts free)
+    rows: dict[int, set] = {}     # ... -> the run ids of all its rows
+    xs, tops, bottoms = np.array(xs), np.array(tops), np.array(bottoms)
+    based = long[bottoms - 1, xs]  # a riser ends in a long run
+    for x, top, bottom in zip(xs[based].tolist(), tops[based].tolist(), bottoms[based].tolist()):
+        col = long[top:bottom, x]
+        tb = _leading(col[::-1])  # the base: the long rows it ends in
+        hr = len(col) - tb        # (a digit's stroke may cross the riser above it)
+        base = int(ids[bottom - 1, x])
+        if hr < max(TICK, 3 * tb) or length[base] < EDGE * hr:
+            continue
+        cols = mask[top:top + hr, max(0, x - 4):x + 5].mean(0) >= 0.9
+        k = x - max(0, x - 4)
+        if _leading(cols[k:]) + _leading(cols[k::-1]) - 1 > 2 * tb + 2:
+            continue  # thicker than two lines side by side
+        free = not mask[max(0, top - 3):top, max(0, x - 1):x + 2].any()  # no stroke goes on above it
+        risers.setdefault(base, []).append((x, top, hr, tb, free))
+        rows.setdefault(base, set()).update(int(i) for i in ids[bottom - tb:bottom, x])
+
+    def close(h, ref):  # as tall as each other
+        return abs(h - ref) <= max(2, 0.1 * ref)
+
+    def centre(t):
+        return float(np.mean([r[0] for r in t]))
+
+    def side(t, height):  # a tick's columns, from `height` above its base to the base
+        bottom = max(r[1] + r[2] for r in t)
+        return [r[0] for r in t], bottom - height, bottom
+
+    found, cells, pairs = set(), [], []
+    for base, rs in risers.items():
+        ticks = []  # the neighbouring columns of one riser are one tick
+        for r in sorted(rs):
+            if ticks and r[0] - ticks[-1][-1][0] <= 1:
+                ticks[-1].append(r)
+            else:
+                ticks.append([r])
+        tall = [max(r[2] for r in t) for t in ticks]
+        ref = max(tall, key=lambda h: sum(close(g, h) for g in tall))
+        like = [t for t, h in zip(ticks, tall) if close(h, ref)]
+        if len(like) >= 3:  # a comb
+            pitch = float(np.median(np.diff([centre(t) for t in like])))
+
+            def fits(t, a):  # on the pitch from the tick at `a`
+                steps = (centre(t) - a) / pitch
+                return abs(steps - round(steps)) * pitch <= max(2.0, 0.08 * pitch)
+
+            anchor = max((centre(t) for t in like), key=lambda a: sum(fits(t, a) for t in like))
+            on = [t for t in like if fits(t, anchor)]
+            if len(on) >= 3 and pitch >= max(2 * RULE, 0.6 * ref):  # cells wide enough for a digit
+                on += [t for t, h in zip(ticks, tall) if h > ref and not close(h, ref) and fits(t, anchor)]
+                found.add(base)
+                cells += [side(t, ref) for t in on]
+                continue
+        if len(ticks) >= 2:  # an open box: risers at the base's two ends (the taller one continued by a digit)
+            _, top, height, tb, _ = ticks[0][0]
+            row = np.flatnonzero(ids[top + height + tb - 1] == base)  # the base's columns
+            left, right = min(r[0] for r in ticks[0]), max(r[0] for r in ticks[-1])
+            span, ends, ref = right - left, max(3, 2 * tb), min(tall[0], tall[-1])
+            free = all(any(r[4] for r in end) for end in (ticks[0], ticks[-1]))  # a 0's sides bend on into its top
+            if free and left - row[0] <= ends and row[-1] - right <= ends and 2 * RULE <= span and ref <= 2.5 * span:
+                pairs.append((base, left, top + height, ref, span, [side(t, ref) for t in (ticks[0], ticks[-1])]))
+    for base, left, bottom, ref, span, sides in pairs:  # open boxes: several alike side by side in a row
+        if any(abs(x - left) >= span and abs(b - bottom) <= 2 and close(h, ref) and close(w, span)
+               for _, x, b, h, w, _ in pairs):
+            found.add(base)
+            cells += sides
+    return {i for base in found for i in rows[base]}, cells
 
 
 def _lines(big: list[_Comp]) -> list[list[_Comp]]:
@@ -597,7 +736,9 @@ def rule_angle(ink: np.ndarray) -> float:
     """Degrees the long straight strokes (printed lines) run off horizontal, within ±RULE_MAX.
 
     The angle at which the pixels of horizontal runs at least RULE long, projected along
-    it, pile up most (the sum of squared counts per row: a line's pixels all fall in one row).
+    it, pile up most (the sum of squared counts per row: a line's pixels all fall in one row;
+    each pixel is shared between the two rows it falls between, as a thin line's pixels may
+    fall on either side of a row's edge).
     A tilted line's runs are still RULE long up to about 6° for a 2 px line. Without printed
     lines it is some angle of the writing's strokes: `_unbox` then finds no box either way."""
     ys, xs = np.nonzero(_horizontal_runs(ink > INK, RULE))
@@ -606,9 +747,12 @@ def rule_angle(ink: np.ndarray) -> float:
     step = max(1, len(ys) // 20000)
     ys, xs = ys[::step].astype(np.float64), xs[::step].astype(np.float64)
 
-    def pile(deg: float) -> float:
-        rows = np.rint(ys + xs * math.tan(math.radians(deg))).astype(np.int64)
-        counts = np.bincount(rows - rows.min()).astype(np.float64)
+    def pile(deg: float) -> float:  # each pixel shared between the two rows it falls between
+        rows = ys + xs * math.tan(math.radians(deg))
+        rows -= rows.min()
+        low = rows.astype(np.int64)
+        up = rows - low
+        counts = np.bincount(low, 1 - up, low.max() + 2) + np.bincount(low + 1, up, low.max() + 2)
         return float((counts * counts).sum())
 
     best = max(np.arange(-RULE_MAX, RULE_MAX + 1e-9, 0.25), key=pile)
