@@ -1,6 +1,6 @@
 """OCR of numbers written in printed boxes (form fields), against the same digits without the boxes.
 
-    python benchmarks/ocr_boxes.py [--per-style 3]
+    python benchmarks/ocr_boxes.py [--per-style 3] [--figure PNG]
 
 Each style is a row (or two rows) of five boxes with one MNIST test digit in each: boxes of
 40 or 60 px, lines 1-3 px wide, a comb (boxes side by side) or boxes 8 px apart, digits
@@ -60,10 +60,36 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
     return im
 
 
+FIGURE = dict(cell=60, line=2, gap=0, size=1.15, angle=2, rows=1)  # the style of --figure
+
+
+def figure(images, reader, st, k, path) -> int:
+    """The style's first sheet in each kind of field, read by OCR, one under the other."""
+    from digitrec.ocr import draw_overlay
+
+    shots = []
+    for field in FIELDS:
+        rng = np.random.default_rng(k)  # as in the benchmark: its first sheet of this style
+        picks = [rng.integers(len(images), size=5) for _ in range(st["rows"])]
+        im = sheet(images, [[images[i] for i in p] for p in picks], st["cell"], st["line"], st["gap"],
+                   st["size"], st["angle"], field, False, rng)
+        shots.append(draw_overlay(im, reader.read(im)))
+    out = Image.new("RGB", (max(s.width for s in shots), sum(s.height for s in shots)), "white")
+    y = 0
+    for s in shots:
+        out.paste(s, (0, y))
+        y += s.height
+    out.save(path, optimize=True)
+    print(path)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-style", type=int, default=3, help="sheets per style")
     ap.add_argument("--out", help="output path without suffix (default: benchmarks/results/ocr_boxes)")
+    ap.add_argument("--figure", metavar="PNG", help="only draw one style's first sheet in each kind of field, "
+                    "read, with OCR's boxes and labels on it (docs/img/form_fields.png), and stop")
     args = ap.parse_args(argv)
 
     from digitrec import mnist
@@ -74,6 +100,10 @@ def main(argv=None) -> int:
     rows = []
     for k, style in enumerate(itertools.product(*STYLES.values())):
         st = dict(zip(STYLES, style))
+        if args.figure:
+            if st == FIGURE:
+                return figure(images, reader, st, k, args.figure)
+            continue
         for field in (*FIELDS, None):
             rng = np.random.default_rng(k)  # the same digits and places in every kind of field
             for t in range(args.per_style):
