@@ -486,17 +486,19 @@ def _seams(ink: np.ndarray, h_line: float) -> list[np.ndarray]:
     stroke = ink > INK
     cum = np.concatenate([np.zeros((h, 1), np.int64), np.cumsum(stroke, axis=1)], axis=1)
     left_area = cum[rows[None, :], paths + 1].sum(1) / max(int(stroke.sum()), 1)
+    rest = np.argsort(costs, kind="stable")  # cheapest first
+    rest = rest[(left_area[rest] >= 0.04) & (left_area[rest] <= 0.96)]
+    cap = max(2, int(CUTS * w / h_line))
     chosen: list[int] = []
-    for i in np.argsort(costs, kind="stable"):
-        if not 0.04 <= left_area[i] <= 0.96:
-            continue
-        if any(abs(left_area[i] - left_area[c]) < 0.03 for c in chosen):
-            continue
-        if any((paths[i] < paths[c]).any() and (paths[i] > paths[c]).any() for c in chosen):
+    kept = np.empty((min(cap, len(rest)), h), np.int64)  # the chosen cuts
+    while len(rest) and len(chosen) < cap:
+        i, rest = rest[0], rest[1:]
+        n = len(chosen)
+        if n and ((paths[i] < kept[:n]).any(1) & (paths[i] > kept[:n]).any(1)).any():
             continue  # crosses a cheaper cut
+        kept[n] = paths[i]
         chosen.append(int(i))
-        if len(chosen) >= max(2, int(CUTS * w / h_line)):
-            break
+        rest = rest[np.abs(left_area[rest] - left_area[i]) >= 0.03]  # one cut per way of splitting the ink
     return [paths[i] for i in sorted(chosen, key=lambda i: left_area[i])]
 
 
