@@ -322,6 +322,23 @@ def test_a_1_from_the_top_to_the_bottom_of_its_box_is_no_side(recognizer, glyphs
     assert ocr.read(recognizer, paper(ink)).text == "40158"
 
 
+def test_squared_paper_is_erased(recognizer, glyphs, monkeypatch):
+    """Digits written across the faint lines of squared paper: every stretch of a line between
+    two others is a box side (`ocr._segments`), the lines go to the paper's edge, and the
+    digits keep their strokes where they cross them (darker than the lines' own ink)."""
+    text = "94553"
+    digits = np.pad(compose([number(glyphs, text)]), ((30, 30), (0, 0)))
+    grid = np.zeros_like(digits)
+    grid[7::40, :] = grid[:, 11::40] = 0.5                         # 40 px squares, digits 56 px tall
+    ink = np.maximum(digits, grid)
+    kept = ocr.erase_boxes(ink) > ocr.INK
+    assert (kept & ~(digits > 0)).sum() == 0
+    assert ((digits > 0.9) & ~kept).sum() == 0                   # (where their ink is as dark as can be)
+    assert ocr.read(recognizer, paper(ink)).text == text
+    monkeypatch.setattr(ocr, "_segments", lambda rows, run: [(int(rows[0]), int(rows[-1]))])  # one side a column
+    assert ocr.read(recognizer, paper(ink)).text != text
+
+
 def test_lines_that_are_no_box_are_left(recognizer, glyphs):
     # digits standing on an underline (the 1 meets it at one end only): no box sides
     ink = compose([number(glyphs, "6102")])

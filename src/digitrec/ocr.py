@@ -3,11 +3,11 @@
 `read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
 digits and classifies each cut with the recognizer, in one batch per image:
 
-0. the printed boxes of form fields (closed boxes, open ones and combs of ticks on a line) are
-   erased (`erase_boxes`), on the ink turned level by their lines if they are tilted
-   (`rule_angle`); without boxes, writing that runs uphill or downhill (a photo taken askew)
-   is turned level: the angle is the median direction from each digit-sized component to its
-   nearest neighbour;
+0. the printed boxes of form fields (closed boxes, open ones and combs of ticks on a line) and
+   the lines of squared paper are erased (`erase_boxes`), on the ink turned level by their
+   lines if they are tilted (`rule_angle`); without boxes, writing that runs uphill or
+   downhill (a photo taken askew) is turned level: the angle is the median direction from
+   each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in;
@@ -217,13 +217,18 @@ def erase_boxes(ink: np.ndarray) -> np.ndarray:
     """The ink map without the printed boxes of form fields (`_remove_boxes`, `_combs`), with their soft rims.
 
     Done before anything else, since a row of boxes would otherwise pass for the writing
-    (its angle, its lines, its height). The ink map itself when there are none."""
+    (its angle, its lines, its height). Where the lines are fainter than the writing, the
+    pixels of a line that are much darker than the line's own ink are the writing crossing it,
+    and stay. The ink map itself when there are none."""
     mask = ink > INK
     kept = _remove_boxes(mask)
     if kept is mask:
         return ink
+    lines = mask & ~kept
+    level = float(np.median(ink[lines]))  # the lines' own ink
+    crossing = lines & (ink > (level + 1.0) / 2 + 0.1)
     ink = ink.copy()
-    ink[ndimage.binary_dilation(mask & ~kept, structure=EIGHT) & ~kept] = 0.0
+    ink[ndimage.binary_dilation(lines, structure=EIGHT) & ~kept & ~crossing] = 0.0
     return ink
 
 
@@ -241,7 +246,8 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     tilted side is no single column of pixels, a tilted top no single run: `_unbox` turns
     them level first). Along one top line, only the sides at the boxes' pitch count
     (`_on_pitch`: a straight 1 that touches the top and the bottom of its box is off it).
-    Open boxes and combs of ticks (no top) are `_combs`' to find.
+    On squared paper each square is a box (`_segments`). Open boxes and combs of ticks (no
+    top) are `_combs`' to find.
     """
     xs, tops, bottoms = _vertical_runs(mask, TICK + 1)
     if not xs:
@@ -253,6 +259,7 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     h, w = mask.shape
     sides = []  # (x, top, bottom, ids of the top line's runs, of the bottom line's runs)
     runs = []   # the vertical run of each side
+    grid = []   # ... and whether it is a line of squared paper (erased whole, to the paper's edge)
     for x, top, bottom in zip(xs, tops, bottoms):
         if bottom - top < 2 * RULE:
             continue
@@ -262,21 +269,23 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(run >= 2 * RULE)
         if len(rows) < 2:
             continue
-        a, b = int(rows[0]), int(rows[-1])
-        # how thick each line is: its rows of long runs (a pen's curve is many such rows)
-        thick_a = _leading(run[a:] >= 2 * RULE)
-        thick_b = _leading(run[b::-1] >= 2 * RULE)
-        need = EDGE * (b - a)
-        if b - a < shortest - 4 or run[a:a + thick_a].max() < need or run[b - thick_b + 1:b + 1].max() < need:
-            continue
-        cols = mask[y0 + a:y0 + b + 1].mean(0) >= 0.9  # the side's own thickness: columns it fills
-        wall = _leading(cols[x:]) + _leading(cols[x::-1]) - 1
-        if b - a < THIN * max(thick_a, thick_b, wall):
-            continue
-        top_ids = {int(i) for i in near[a:a + thick_a].ravel() if i and length[i] >= need}
-        bottom_ids = {int(i) for i in near[b - thick_b + 1:b + 1].ravel() if i and length[i] >= need}
-        sides.append((x, y0 + a, y0 + b + 1, top_ids, bottom_ids))
-        runs.append((x, top, bottom))
+        segments = _segments(rows, run)
+        for a, b in segments:
+            # how thick each line is: its rows of long runs (a pen's curve is many such rows)
+            thick_a = _leading(run[a:] >= 2 * RULE)
+            thick_b = _leading(run[b::-1] >= 2 * RULE)
+            need = EDGE * (b - a)
+            if b - a < shortest - 4 or run[a:a + thick_a].max() < need or run[b - thick_b + 1:b + 1].max() < need:
+                continue
+            cols = mask[y0 + a:y0 + b + 1].mean(0) >= 0.9  # the side's own thickness: columns it fills
+            wall = _leading(cols[x:]) + _leading(cols[x::-1]) - 1
+            if b - a < THIN * max(thick_a, thick_b, wall):
+                continue
+            top_ids = {int(i) for i in near[a:a + thick_a].ravel() if i and length[i] >= need}
+            bottom_ids = {int(i) for i in near[b - thick_b + 1:b + 1].ravel() if i and length[i] >= need}
+            sides.append((x, y0 + a, y0 + b + 1, top_ids, bottom_ids))
+            runs.append((x, top, bottom))
+            grid.append(len(segments) > 1)
     by_top: dict[int, list[int]] = {}
     for i, side in enumerate(sides):
         for t in side[3]:
@@ -296,12 +305,32 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     if not boxed and not cells:
         return mask
     out = mask & ~np.isin(ids, list(erase))
-    cells += [([sides[i][0]], sides[i][1], sides[i][2]) for i in boxed]
+    cells += [([sides[i][0]], *(runs[i][1:] if grid[i] else sides[i][1:3])) for i in boxed]
     for cols, top, bottom in cells:  # a side: its columns and the neighbouring ones that are part of the line
         for c in range(max(0, min(cols) - 1), min(w, max(cols) + 2)):
             if mask[top:bottom, c].sum() >= 0.9 * (bottom - top):
                 out[top:bottom, c] = False
     return out
+
+
+def _segments(rows: np.ndarray, run: np.ndarray) -> list[tuple[int, int]]:
+    """Where a column of ink between long horizontal runs may be box sides: (first, last row).
+
+    `rows` are the rows where the longest run through the column (`run`) is long. Normally
+    one side, from the first line to the last. On squared paper the column crosses more lines
+    as long as those (at least EDGE times the shorter of the first and last), each at most a
+    third of that length below the one before: then each stretch between two of them is a side."""
+    gaps = np.flatnonzero(np.diff(rows) > 1)  # between the lines (blocks of neighbouring rows)
+    if len(gaps) < 2:
+        return [(int(rows[0]), int(rows[-1]))]
+    starts, ends = np.append(0, gaps + 1), np.append(gaps, len(rows) - 1)
+    blocks = [(int(rows[i]), int(rows[j])) for i, j in zip(starts, ends)]
+    first, last = blocks[0], blocks[-1]
+    line = min(run[first[0]:first[1] + 1].max(), run[last[0]:last[1] + 1].max())
+    grid = [blk for blk in blocks if run[blk[0]:blk[1] + 1].max() >= EDGE * line]
+    if len(grid) > 2 and all(b[0] - a[0] <= line / 3 for a, b in zip(grid, grid[1:])):
+        return [(a[0], b[1]) for a, b in zip(grid, grid[1:])]
+    return [(first[0], last[1])]
 
 
 def _on_pitch(sides: list, boxed: set[int]) -> set[int]:
