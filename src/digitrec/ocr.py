@@ -202,6 +202,23 @@ def _leading(flags: np.ndarray) -> int:
     return len(flags) if flags.all() else int(flags.argmin())
 
 
+def _adjacent(items: list, col) -> list[list]:
+    """`items` in groups of neighbouring columns (`col(item)`), left to right: one printed line's width."""
+    groups: list[list] = []
+    for item in sorted(items, key=col):
+        if groups and col(item) - col(groups[-1][-1]) <= 1:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def _on_pitch_from(x: float, origin: float, pitch: float) -> bool:
+    """Whether column `x` stands a whole number of `pitch`es from `origin` (within 2 px or 8%)."""
+    steps = (x - origin) / pitch
+    return abs(steps - round(steps)) * pitch <= max(2.0, 0.08 * pitch)
+
+
 def _vertical_runs(mask: np.ndarray, length: int):
     """Every vertical run of at least `length` pixels: lists (x, top, bottom), bottom exclusive."""
     m = np.zeros((mask.shape[0] + 2, mask.shape[1]), np.int8)
@@ -345,13 +362,7 @@ def _on_pitch(sides: list, boxed: set[int]) -> set[int]:
         groups.setdefault(min(sides[i][3]), []).append(i)
     keep = set()
     for members in groups.values():
-        members.sort(key=lambda i: sides[i][0])
-        walls = []  # the neighbouring columns of one side
-        for i in members:
-            if walls and sides[i][0] - sides[walls[-1][-1]][0] <= 1:
-                walls[-1].append(i)
-            else:
-                walls.append([i])
+        walls = _adjacent(members, lambda i: sides[i][0])  # the neighbouring columns of one side
         xs = [float(np.mean([sides[i][0] for i in w])) for w in walls]
         tall = float(np.median([sides[i][2] - sides[i][1] for i in members]))
         best = [walls[0], walls[-1]]
@@ -359,8 +370,7 @@ def _on_pitch(sides: list, boxed: set[int]) -> set[int]:
             cell = (xs[-1] - xs[0]) / n
             if cell < max(2 * RULE, 0.6 * tall):
                 break
-            tol = max(2.0, 0.08 * cell)
-            on = [w for w, x in zip(walls, xs) if abs((x - xs[0]) / cell - round((x - xs[0]) / cell)) * cell <= tol]
+            on = [w for w, x in zip(walls, xs) if _on_pitch_from(x, xs[0], cell)]
             if len(on) > len(best):
                 best = on
         keep |= {i for w in best for i in w}
@@ -384,13 +394,12 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
     pitch or height. Returns the bases' run ids and the risers' (columns, top, bottom) to erase,
     as `_remove_boxes` erases a box's top and sides.
     """
-    long = length[ids] >= 2 * RULE
     risers: dict[int, list] = {}  # base run id (its last row) -> (x, top, height, base thickness, starts free)
     rows: dict[int, set] = {}     # ... -> the run ids of all its rows
     xs, tops, bottoms = np.array(xs), np.array(tops), np.array(bottoms)
-    based = long[bottoms - 1, xs]  # a riser ends in a long run
+    based = length[ids[bottoms - 1, xs]] >= 2 * RULE  # a riser ends in a long run
     for x, top, bottom in zip(xs[based].tolist(), tops[based].tolist(), bottoms[based].tolist()):
-        col = long[top:bottom, x]
+        col = length[ids[top:bottom, x]] >= 2 * RULE
         tb = _leading(col[::-1])  # the base: the long rows it ends in
         hr = len(col) - tb        # (a digit's stroke may cross the riser above it)
         base = int(ids[bottom - 1, x])
@@ -416,12 +425,7 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
 
     found, cells, pairs = set(), [], []
     for base, rs in risers.items():
-        ticks = []  # the neighbouring columns of one riser are one tick
-        for r in sorted(rs):
-            if ticks and r[0] - ticks[-1][-1][0] <= 1:
-                ticks[-1].append(r)
-            else:
-                ticks.append([r])
+        ticks = _adjacent(rs, lambda r: r[0])  # the neighbouring columns of one riser are one tick
         tall = [max(r[2] for r in t) for t in ticks]
         ref = max(tall, key=lambda h: sum(close(g, h) for g in tall))
         like = [t for t, h in zip(ticks, tall) if close(h, ref)]
@@ -429,8 +433,7 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
             pitch = float(np.median(np.diff([centre(t) for t in like])))
 
             def fits(t, a):  # on the pitch from the tick at `a`
-                steps = (centre(t) - a) / pitch
-                return abs(steps - round(steps)) * pitch <= max(2.0, 0.08 * pitch)
+                return _on_pitch_from(centre(t), a, pitch)
 
             anchor = max((centre(t) for t in like), key=lambda a: sum(fits(t, a) for t in like))
             on = [t for t in like if fits(t, anchor)]
