@@ -36,11 +36,11 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
     n = max(len(r) for r in rows)
     im = Image.new("L", (n * (cell + gap) + 40, len(rows) * (cell + 30) + 20), 255)
     draw = ImageDraw.Draw(im)
+    tick = {"box": cell, "open": cell, "ticks": cell // 3}.get(field, 0)  # how tall the sides are
     for r, row in enumerate(rows):
         y0 = 20 + r * (cell + 30)
         for k, digit in enumerate(row):
             x = 20 + k * (cell + gap)
-            tick = {"box": cell, "open": cell, "ticks": cell // 3}.get(field, 0)  # how tall the sides are
             if field == "box":
                 draw.rectangle([x, y0, x + cell, y0 + cell], outline=40, width=line)
             elif field:
@@ -60,19 +60,27 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
     return im
 
 
+def sheets(images, labels, st, k, field, n):
+    """The first `n` sheets of style `st` (number `k`) in fields of a kind, with their texts: the
+    same digits and places in every kind of field; every second sheet saved as JPEG."""
+    rng = np.random.default_rng(k)
+    for t in range(n):
+        picks = [rng.integers(len(images), size=5) for _ in range(st["rows"])]
+        truth = "\n".join("".join(str(labels[i]) for i in p) for p in picks)
+        yield sheet(images, [[images[i] for i in p] for p in picks], st["cell"], st["line"], st["gap"],
+                    st["size"], st["angle"], field, t % 2 == 1, rng), truth
+
+
 FIGURE = dict(cell=60, line=2, gap=0, size=1.15, angle=2, rows=1)  # the style of --figure
 
 
-def figure(images, reader, st, k, path) -> int:
+def figure(images, labels, reader, st, k, path) -> int:
     """The style's first sheet in each kind of field, read by OCR, one under the other."""
     from digitrec.ocr import draw_overlay
 
     shots = []
     for field in FIELDS:
-        rng = np.random.default_rng(k)  # as in the benchmark: its first sheet of this style
-        picks = [rng.integers(len(images), size=5) for _ in range(st["rows"])]
-        im = sheet(images, [[images[i] for i in p] for p in picks], st["cell"], st["line"], st["gap"],
-                   st["size"], st["angle"], field, False, rng)
+        im, _ = next(sheets(images, labels, st, k, field, 1))
         shots.append(draw_overlay(im, reader.read(im)))
     out = Image.new("RGB", (max(s.width for s in shots), sum(s.height for s in shots)), "white")
     y = 0
@@ -102,15 +110,10 @@ def main(argv=None) -> int:
         st = dict(zip(STYLES, style))
         if args.figure:
             if st == FIGURE:
-                return figure(images, reader, st, k, args.figure)
+                return figure(images, labels, reader, st, k, args.figure)
             continue
         for field in (*FIELDS, None):
-            rng = np.random.default_rng(k)  # the same digits and places in every kind of field
-            for t in range(args.per_style):
-                picks = [rng.integers(len(images), size=5) for _ in range(st["rows"])]
-                truth = "\n".join("".join(str(labels[i]) for i in p) for p in picks)
-                im = sheet(images, [[images[i] for i in p] for p in picks], st["cell"], st["line"], st["gap"],
-                           st["size"], st["angle"], field, t % 2 == 1, rng)
+            for im, truth in sheets(images, labels, st, k, field, args.per_style):
                 rows.append({**st, "field": field, "right": reader.read(im).text == truth})
     md = ["# OCR of numbers in printed boxes", "", f"Command: `{command()}`  ",
           f"Sheets read right (all digits) in closed boxes, open boxes (`|_|`), on a line with ticks, and "
