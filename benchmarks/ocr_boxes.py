@@ -6,10 +6,12 @@ Each style is a row (or two rows) of five boxes with one MNIST test digit in eac
 40 or 60 px, lines 1-3 px wide, a comb (boxes side by side) or boxes 8 px apart, digits
 0.9-1.35 times the box size as a 28 px MNIST image (so the larger ones touch or cross the
 lines), the sheet level or turned by 0.7, 2 or 5 degrees, every second image saved as JPEG.
-Each sheet is drawn with three kinds of field (closed boxes; open boxes, `|_|`; a line with
-ticks a third of the box tall) and without any (same digits, same places), so the figures
-differ only by the field's lines. Reads with the bundled OCR reader; a sheet counts when all
-its digits are read right. Writes benchmarks/results/ocr_boxes.{json,md}. Not a test.
+Each sheet is drawn with five kinds of field (closed boxes; open boxes, `|_|`; a line with
+ticks a third of the box tall; lined paper: a line across the sheet under each row, and a
+margin; squared paper: squares of the box size over the whole sheet) and without any (same
+digits, same places), so the figures differ only by the field's lines. Reads with the bundled
+OCR reader; a sheet counts when all its digits are read right. Writes
+benchmarks/results/ocr_boxes.{json,md}. Not a test.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import command, machine, write  # noqa: E402
 
-FIELDS = ("box", "open", "ticks")  # closed boxes, open boxes |_|, a line with ticks
+FIELDS = ("box", "open", "ticks", "ruled", "squared")  # closed boxes, open boxes |_|, a line with ticks,
+# lined paper (a line under each row across the sheet, and a margin), squared paper (squares of the box size)
 STYLES = {"cell": [40, 60], "line": [1, 2, 3], "gap": [0, 8], "size": [0.9, 1.15, 1.35], "angle": [0, 0.7, 2, 5],
           "rows": [1, 2]}
 
@@ -36,6 +39,14 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
     n = max(len(r) for r in rows)
     im = Image.new("L", (n * (cell + gap) + 40, len(rows) * (cell + 30) + 20), 255)
     draw = ImageDraw.Draw(im)
+    if field == "ruled":
+        for y in range(20 + cell - line + 1 - (cell + 30), im.height, cell + 30):
+            draw.rectangle([0, y, im.width, y + line - 1], fill=40)
+        draw.rectangle([10, 0, 10 + line - 1, im.height], fill=40)
+    elif field == "squared":
+        for v in range(20 % cell, max(im.size), cell):
+            draw.rectangle([v, 0, v + line - 1, im.height], fill=40)
+            draw.rectangle([0, v, im.width, v + line - 1], fill=40)
     tick = {"box": cell, "open": cell, "ticks": cell // 3}.get(field, 0)  # how tall the sides are
     for r, row in enumerate(rows):
         y0 = 20 + r * (cell + 30)
@@ -43,7 +54,7 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
             x = 20 + k * (cell + gap)
             if field == "box":
                 draw.rectangle([x, y0, x + cell, y0 + cell], outline=40, width=line)
-            elif field:
+            elif field in ("open", "ticks"):
                 draw.rectangle([x, y0 + cell - line + 1, x + cell, y0 + cell], fill=40)
                 for side in (x, x + cell - line + 1):
                     draw.rectangle([side, y0 + cell - tick, side + line - 1, y0 + cell], fill=40)
@@ -116,9 +127,11 @@ def main(argv=None) -> int:
             for im, truth in sheets(images, labels, st, k, field, args.per_style):
                 rows.append({**st, "field": field, "right": reader.read(im).text == truth})
     md = ["# OCR of numbers in printed boxes", "", f"Command: `{command()}`  ",
-          f"Sheets read right (all digits) in closed boxes, open boxes (`|_|`), on a line with ticks, and "
-          f"without any lines (same digits, same places); {args.per_style} per style, bundled OCR reader.", "",
-          "| subset | closed boxes | open boxes | ticks | without |", "| --- | --- | --- | --- | --- |"]
+          f"Sheets read right (all digits) in closed boxes, open boxes (`|_|`), on a line with ticks, on lined "
+          f"paper with a margin, on squared paper (squares of the box size), and without any lines (same digits, "
+          f"same places); {args.per_style} per style, bundled OCR reader.", "",
+          "| subset | closed boxes | open boxes | ticks | lined paper | squared paper | without |",
+          "| --- | --- | --- | --- | --- | --- | --- |"]
     subsets = [("all", lambda r: True)] + [(f"{key} {v}", lambda r, key=key, v=v: r[key] == v)
                                           for key, values in STYLES.items() for v in values]
     record = {"command": command(), **machine(), "per_style": args.per_style, "subsets": {}}

@@ -332,18 +332,83 @@ def test_squared_paper_is_erased(recognizer, glyphs, monkeypatch):
     grid[7::40, :] = grid[:, 11::40] = 0.5                         # 40 px squares, digits 56 px tall
     ink = np.maximum(digits, grid)
     kept = ocr.erase_boxes(ink) > ocr.INK
-    assert (kept & ~(digits > 0)).sum() == 0
+    touching = ndimage.binary_dilation(digits > 0, structure=np.ones((3, 3), bool))
+    assert (kept & ~touching).sum() == 0    # (a crossing may keep a line pixel between two of a stroke's)
     assert ((digits > 0.9) & ~kept).sum() == 0                   # (where their ink is as dark as can be)
     assert ocr.read(recognizer, paper(ink)).text == text
     monkeypatch.setattr(ocr, "_segments", lambda rows, run: [(int(rows[0]), int(rows[-1]))])  # one side a column
-    assert ocr.read(recognizer, paper(ink)).text != text
+    monkeypatch.setattr(ocr, "_remove_rules", lambda kept, mask: kept)  # and no ruled lines either
+    assert ((ocr.erase_boxes(ink) > ocr.INK) & ~(digits > 0)).sum() > 100
+
+
+@pytest.mark.parametrize("kind,sink", [("box", 2), ("box", 6), ("ticks", 2)])
+def test_strokes_crossing_a_line_go_on_through_it(glyphs, monkeypatch, kind, sink):
+    """Digits reaching `sink` px below the bottom line of their boxes: the line goes, but where a
+    stroke crosses it (ink just above and just below it) its pixels stay (`ocr._crossings`), so
+    the stroke is not cut in two."""
+    cell, line, size = 56, 2, 0.8
+    tall = round(size * cell)
+    drop = cell + sink - (cell - tall) // 2 - tall              # each digit's foot below the line
+    ink, digits = boxed(glyphs, "4071958", cell=cell, line=line, size=size, kind=kind, drop=drop)
+    strokes, bottom = digits > ocr.INK, 20 + cell - line        # boxed(): margin 20
+    crossed = strokes[bottom - 1] & strokes[bottom + line]
+    assert crossed.sum() >= 10
+    kept = ocr.erase_boxes(ink) > ocr.INK
+    assert kept[bottom:bottom + line, crossed].all()
+    assert (kept & ~ndimage.binary_dilation(strokes, structure=np.ones((3, 3), bool))).sum() == 0
+    monkeypatch.setattr(ocr, "_crossings", lambda erased, kept: np.zeros_like(erased))
+    assert not (ocr.erase_boxes(ink) > ocr.INK)[bottom:bottom + line, crossed].any()
+
+
+def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
+    """Ink of lined paper (a line across it every `pitch` px, and a margin `margin` px from the left
+    edge), with rows of (text, how many px each digit's foot reaches below the top of its line);
+    and the ink of the digits alone."""
+    ink = np.zeros((pitch * (len(rows) + 1), width), np.float32)
+    digits = np.zeros_like(ink)
+    for r, (text, sink) in enumerate(rows):
+        base, x = (r + 1) * pitch, 40
+        for c in text:
+            g = glyphs[int(c)][0]
+            y = base - g.shape[0] + sink
+            digits[y:y + g.shape[0], x:x + g.shape[1]] = np.maximum(digits[y:y + g.shape[0], x:x + g.shape[1]], g)
+            x += g.shape[1] + 12
+    for y in range(pitch, ink.shape[0], pitch):
+        ink[y:y + line] = 1.0
+    ink[:, margin:margin + line] = 1.0
+    return np.maximum(ink, digits), digits
+
+
+@pytest.mark.parametrize("line", [1, 2, 3])
+def test_lined_paper_is_erased(recognizer, glyphs, monkeypatch, line):
+    """Digits standing on the lines of lined paper, or crossing them, beside a margin: the lines and
+    the margin go (`ocr._remove_rules`), the strokes above a line stay (the 1s and 7s standing on it
+    are no comb's ticks), and a stroke crossing a line keeps the line's pixels where it crosses."""
+    ink, digits = lined(glyphs, [("41711", 0), ("4071958", 4)], line=line)
+    kept = ocr.erase_boxes(ink) > ocr.INK
+    assert (kept & ~(digits > 0)).sum() == 0                        # nothing of the lines is left
+    above = digits > ocr.INK
+    for y in (64, 128):
+        above[y:y + line] = False
+    assert (above & ~kept).sum() == 0                               # nor lost of the digits off them
+    crossing = (digits[128:128 + line] > ocr.INK).any(0) & (digits[128 + line] > ocr.INK) & (digits[127] > ocr.INK)
+    assert crossing.any() and kept[128:128 + line, crossing].all()  # strokes go on through the line
+    assert ocr.read(recognizer, paper(ink)).text == "41711\n4071958"
+    monkeypatch.setattr(ocr, "_remove_rules", lambda kept, mask: kept)
+    assert ocr.erase_boxes(ink) is ink                              # without it, nothing is erased
 
 
 def test_lines_that_are_no_box_are_left(recognizer, glyphs):
-    # digits standing on an underline (the 1 meets it at one end only): no box sides
-    ink = compose([number(glyphs, "6102")])
+    # digits standing on an underline (the 1 meets it at one end only): no box sides; the line
+    # is a line to write on, erased (`_remove_rules`), and the digits keep every stroke off it
+    digits = compose([number(glyphs, "6102")])
+    ink = digits.copy()
     ink[-22:-20, 10:ink.shape[1] - 10] = 1.0
-    assert ocr._unbox(ink) is None
+    erased, back = ocr._unbox(ink)
+    assert back is None and ((erased > ocr.INK) & ~(digits > 0)).sum() == 0
+    strokes = digits > ocr.INK
+    strokes[-22:-20] = False
+    assert (erased > ocr.INK)[strokes].all()
     for digits in ("4071958", "1111", "0880"):                    # digits alone: nothing erased
         assert ocr._unbox(compose([number(glyphs, digits)])) is None
 

@@ -3,9 +3,10 @@
 `read(recognizer, image)` finds the ink (`preprocess.to_ink`, either polarity), cuts it into
 digits and classifies each cut with the recognizer, in one batch per image:
 
-0. the printed boxes of form fields (closed boxes, open ones and combs of ticks on a line) and
-   the lines of squared paper are erased (`erase_boxes`), on the ink turned level by their
-   lines if they are tilted (`rule_angle`); without boxes, writing that runs uphill or
+0. the printed boxes of form fields (closed boxes, open ones and combs of ticks on a line),
+   the lines of squared paper and of lined paper (with its margin), and a printed line to
+   write on are erased (`erase_boxes`), on the ink turned level by their lines if they are
+   tilted (`rule_angle`); without boxes, writing that runs uphill or
    downhill (a photo taken askew) is turned level: the angle is the median direction from
    each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
@@ -79,6 +80,8 @@ EDGE = 0.8               # a box's top and bottom are at least this many times a
 PEN = 6.0                # ... which are at least this many times as long as the pen's strokes are wide
 TICK = 8                 # the ticks of a comb (a line with short sides standing on it) are at least this tall (px)
 RULE_MAX = 6.0           # boxes tilted up to this many degrees are found (on the ink turned level)
+CROSS = 6                # a stroke crossing a printed line at most this thick (px) keeps the line's pixels there
+RULED = 0.6              # a ruled line (lined paper, a line to write on) runs across this much of the image
 EIGHT = np.ones((3, 3), bool)
 
 
@@ -231,16 +234,19 @@ def _vertical_runs(mask: np.ndarray, length: int):
 
 
 def erase_boxes(ink: np.ndarray) -> np.ndarray:
-    """The ink map without the printed boxes of form fields (`_remove_boxes`, `_combs`), with their soft rims.
+    """The ink map without the printed boxes of form fields (`_remove_boxes`, `_combs`) and the
+    ruled lines of paper (`_remove_rules`), with their soft rims.
 
     Done before anything else, since a row of boxes would otherwise pass for the writing
-    (its angle, its lines, its height). Where the lines are fainter than the writing, the
-    pixels of a line that are much darker than the line's own ink are the writing crossing it,
-    and stay. The ink map itself when there are none."""
+    (its angle, its lines, its height). Where a stroke crosses a line, the line's pixels stay
+    (`_crossings`); where the lines are fainter than the writing, the pixels of a line that are
+    much darker than the line's own ink are the writing crossing it, and stay too. The ink map
+    itself when there are none."""
     mask = ink > INK
-    kept = _remove_boxes(mask)
+    kept = _remove_rules(_remove_boxes(mask), mask)
     if kept is mask:
         return ink
+    kept |= _crossings(mask & ~kept, kept)
     lines = mask & ~kept
     level = float(np.median(ink[lines]))  # the lines' own ink
     crossing = lines & (ink > (level + 1.0) / 2 + 0.1)
@@ -330,6 +336,62 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _remove_rules(kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`kept` (the stroke mask `mask`, boxes erased) without ruled lines: lined paper's, a printed
+    line to write on, and on such paper a margin or the other lines of squared paper.
+
+    A ruled line is a straight, level line (`_ruled`) spanning at least RULED of the image's
+    width; where there are such lines, a vertical line of the same kind spanning RULED of the
+    height is a margin. `kept` itself when there are none."""
+    flat = _ruled(mask)
+    if not flat.any():
+        return kept
+    return kept & ~flat & ~_ruled(mask.T).T
+
+
+def _ruled(mask: np.ndarray) -> np.ndarray:
+    """The pixels of `mask`'s horizontal ruled lines: horizontal runs longer than a digit's strokes
+    (a quarter of the width, or 200 px), joined across a row's step (a line a little off level; the
+    runs of one tilted by 0.2° are about 290 px long), together at least RULED of the width long
+    and 30 times as long as they are thick (in most columns), less the columns where a stroke lies
+    along a line (it keeps its pixels and the line's there)."""
+    w = mask.shape[1]
+    out = np.zeros_like(mask)
+    if w < 6 * RULE:
+        return out
+    runs = _horizontal_runs(mask, max(2 * RULE, min(w // 4, 200)))  # longer than digits' strokes
+    if not runs.any():
+        return out
+    for c in _components(ndimage.binary_dilation(runs, structure=np.ones((3, 1), bool))):
+        if c.w < RULED * w:
+            continue
+        line = c.mask & runs[c.y0:c.y1, c.x0:c.x1]
+        thick = line.sum(0)
+        usual = float(np.median(thick[thick > 0]))
+        if usual <= c.w / 30:  # columns where a stroke lies along the line keep both
+            out[c.y0:c.y1, c.x0:c.x1] |= line & (thick <= 2 * usual + 1)
+    return out
+
+
+def _crossings(erased: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The pixels of erased lines that a stroke crosses: each run of `erased` pixels across a
+    line (up or down through a horizontal line, sideways through a vertical one; at most
+    CROSS px) with `kept` ink just before it and just after it (within a pixel either side)."""
+    out = np.zeros_like(erased)
+    for lines, ink, got in ((erased, kept, out), (erased.T, kept.T, out.T)):  # (a view: sets `out`)
+        h, w = lines.shape
+        xs, tops, bottoms = (np.array(v, int) for v in _vertical_runs(lines, 1))
+        if not len(xs):
+            continue
+        near = [np.clip(xs + d, 0, w - 1) for d in (-1, 0, 1)]
+        before = np.any([ink[np.maximum(tops - 1, 0), n] for n in near], 0) & (tops > 0)
+        after = np.any([ink[np.minimum(bottoms, h - 1), n] for n in near], 0) & (bottoms < h)
+        cross = before & after & (bottoms - tops <= CROSS)
+        for x, top, bottom in zip(xs[cross], tops[cross], bottoms[cross]):
+            got[top:bottom, x] = True
+    return out
+
+
 def _segments(rows: np.ndarray, run: np.ndarray) -> list[tuple[int, int]]:
     """Where a column of ink between long horizontal runs may be box sides: (first, last row).
 
@@ -385,8 +447,10 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
     thick, and at least 3 times as tall as the base is thick. Risers on one base as tall as each
     other (within 2 px or 10%) are
     - a comb's ticks, or its open boxes' sides (`|_|_|`), when at least three stand at a regular
-      pitch of at least 2 * RULE (the columns of one thick stroke stand closer); risers taller
-      than them on that pitch are ticks that a digit's stroke continues;
+      pitch of at least 2 * RULE (the columns of one thick stroke stand closer), at all but a
+      third of its steps, and the base ends within a pitch of the outer ones (digits standing
+      on a ruled line are no comb); risers taller than them on that pitch are ticks that a
+      digit's stroke continues;
     - open boxes (`|_| |_|`) when two stand at the two ends of each of two or more bases of the same
       size on one row (the arms of a 4 on its bar are one `|_|` too), each with no ink just above
       it (a 0's sides bend on into its top).
@@ -439,9 +503,17 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
             on = [t for t in like if fits(t, anchor)]
             if len(on) >= 3 and pitch >= max(2 * RULE, 0.6 * ref):  # cells wide enough for a digit
                 on += [t for t, h in zip(ticks, tall) if h > ref and not close(h, ref) and fits(t, anchor)]
-                found.add(base)
-                cells += [side(t, ref) for t in on]
-                continue
+                ends = min(centre(t) for t in on), max(centre(t) for t in on)
+                slots = round((ends[1] - ends[0]) / pitch) + 1
+                _, top, height, tb, _ = on[0][0]
+                row = np.flatnonzero(ids[top + height + tb - 1] == base)  # the base's columns
+                # ticks at (nearly) every step of the pitch, and the base ending with them: not
+                # digits standing on a longer line (ruled paper)
+                filled = slots - len(on) <= slots // 3
+                if filled and row[0] >= ends[0] - pitch - 3 and row[-1] <= ends[1] + pitch + 3:
+                    found.add(base)
+                    cells += [side(t, ref) for t in on]
+                    continue
         if len(ticks) >= 2:  # an open box: risers at the base's two ends (the taller one continued by a digit)
             _, top, height, tb, _ = ticks[0][0]
             row = np.flatnonzero(ids[top + height + tb - 1] == base)  # the base's columns
@@ -802,7 +874,7 @@ def _level(ink: np.ndarray):
 
 
 def _unbox(ink: np.ndarray):
-    """(the ink without its printed boxes, and `back` as in `_level`), or None if it has none.
+    """(the ink without its printed boxes and ruled lines, and `back` as in `_level`), or None if it has none.
 
     Where the printed lines run at least 0.2° off horizontal (`rule_angle`), boxes are looked
     for on the ink turned level by them, and the writing in them is taken to be as level as
