@@ -196,6 +196,18 @@ def test_predict_cli_exit_codes_and_table(images):
     assert "Traceback" not in bad_model.stderr
 
 
+def test_cli_output_into_a_closed_pipe_stops_quietly(images):
+    """`digitrec predict ... | head`: the reader goes away before the answer is written; the
+    command stops with 141 (as a shell reports SIGPIPE), without a traceback."""
+    cmd = [sys.executable, "-c", "import sys; from digitrec.cli import main; sys.exit(main())",
+           "predict", str(images / "digit0_7.png"), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                                      # nobody reads the answer
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "Broken pipe" not in err
+
+
 def test_predict_does_not_import_torch(images):
     code = ("import sys, json; from digitrec.cli import main; rc = main(); "
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr); sys.exit(rc)")
