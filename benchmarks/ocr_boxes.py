@@ -40,7 +40,7 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
     im = Image.new("L", (n * (cell + gap) + 40, len(rows) * (cell + 30) + 20), 255)
     draw = ImageDraw.Draw(im)
     if field == "ruled":
-        for y in range(20 + cell - line + 1 - (cell + 30), im.height, cell + 30):
+        for y in range(20 + cell - line + 1, im.height, cell + 30):  # under each row
             draw.rectangle([0, y, im.width, y + line - 1], fill=40)
         draw.rectangle([10, 0, 10 + line - 1, im.height], fill=40)
     elif field == "squared":

@@ -57,6 +57,12 @@ def all_mnist_test():
     return mnist.load()["test"]
 
 
+def stamp(canvas, g, y, x):
+    """Write ink `g` onto `canvas` with its top left at (y, x), keeping the darker of the two."""
+    region = canvas[y:y + g.shape[0], x:x + g.shape[1]]
+    np.maximum(region, g, out=region)
+
+
 def compose(rows, gap=14, margin=20, line_gap=30):
     """Ink canvas from rows of (ink, dx) placements: dx is added to the default gap before the digit."""
     lines = []
@@ -69,8 +75,7 @@ def compose(rows, gap=14, margin=20, line_gap=30):
             x += g.shape[1]
         canvas = np.zeros((h, x), np.float32)
         for g, px, py in placed:
-            canvas[py:py + g.shape[0], px:px + g.shape[1]] = np.maximum(
-                canvas[py:py + g.shape[0], px:px + g.shape[1]], g)
+            stamp(canvas, g, py, px)
         lines.append(canvas)
     W = max(c.shape[1] for c in lines) + 2 * margin
     H = sum(c.shape[0] for c in lines) + line_gap * (len(lines) - 1) + 2 * margin
@@ -242,7 +247,7 @@ def boxed(glyphs, text, cell=56, line=2, gap=0, size=1.0, margin=20, which=0, ki
         g = glyphs[int(c)][which % len(glyphs[int(c)])]
         g = ndimage.zoom(g, size * cell / g.shape[0], order=1).clip(0, 1)
         gy, gx = y + (cell - g.shape[0]) // 2 + drop, x + (cell - g.shape[1]) // 2
-        digits[gy:gy + g.shape[0], gx:gx + g.shape[1]] = np.maximum(digits[gy:gy + g.shape[0], gx:gx + g.shape[1]], g)
+        stamp(digits, g, gy, gx)
         top = {"box": y, "open": y, "ticks": y + cell - cell // 3}[kind]
         ink[y + cell - line:y + cell, x:x + cell] = ink[top:y + cell, x:x + line] = 1.0  # bottom, sides
         ink[top:y + cell, x + cell - line:x + cell] = 1.0
@@ -370,8 +375,7 @@ def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
         base, x = (r + 1) * pitch, 40
         for c in text:
             g = glyphs[int(c)][0]
-            y = base - g.shape[0] + sink
-            digits[y:y + g.shape[0], x:x + g.shape[1]] = np.maximum(digits[y:y + g.shape[0], x:x + g.shape[1]], g)
+            stamp(digits, g, base - g.shape[0] + sink, x)
             x += g.shape[1] + 12
     for y in range(pitch, ink.shape[0], pitch):
         ink[y:y + line] = 1.0

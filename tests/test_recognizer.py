@@ -148,9 +148,12 @@ def test_load_errors(tmp_path):
 
 
 # -- the CLI ---------------------------------------------------------------------------
+def cli_command(*args, code=None):
+    return [sys.executable, "-c", code or "import sys; from digitrec.cli import main; sys.exit(main())", *args]
+
+
 def run_cli(*args, code=None):
-    cmd = [sys.executable, "-c", code or "import sys; from digitrec.cli import main; sys.exit(main())", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cli_command(*args, code=code), capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +202,8 @@ def test_predict_cli_exit_codes_and_table(images):
 def test_cli_output_into_a_closed_pipe_stops_quietly(images):
     """`digitrec predict ... | head`: the reader goes away before the answer is written; the
     command stops with 141 (as a shell reports SIGPIPE), without a traceback."""
-    cmd = [sys.executable, "-c", "import sys; from digitrec.cli import main; sys.exit(main())",
-           "predict", str(images / "digit0_7.png"), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cli_command("predict", str(images / "digit0_7.png"), "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()                                      # nobody reads the answer
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err

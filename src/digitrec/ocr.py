@@ -489,6 +489,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
 
     found, cells, pairs = set(), [], []
     for base, rs in risers.items():
+        last = rs[0][1] + rs[0][2] + rs[0][3] - 1  # the base's last row: every riser on it ends there
+        row = np.flatnonzero(ids[last] == base)    # the base's columns
         ticks = _adjacent(rs, lambda r: r[0])  # the neighbouring columns of one riser are one tick
         tall = [max(r[2] for r in t) for t in ticks]
         ref = max(tall, key=lambda h: sum(close(g, h) for g in tall))
@@ -505,8 +507,6 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
                 on += [t for t, h in zip(ticks, tall) if h > ref and not close(h, ref) and fits(t, anchor)]
                 ends = min(centre(t) for t in on), max(centre(t) for t in on)
                 slots = round((ends[1] - ends[0]) / pitch) + 1
-                _, top, height, tb, _ = on[0][0]
-                row = np.flatnonzero(ids[top + height + tb - 1] == base)  # the base's columns
                 # ticks at (nearly) every step of the pitch, and the base ending with them: not
                 # digits standing on a longer line (ruled paper)
                 filled = slots - len(on) <= slots // 3
@@ -516,7 +516,6 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
                     continue
         if len(ticks) >= 2:  # an open box: risers at the base's two ends (the taller one continued by a digit)
             _, top, height, tb, _ = ticks[0][0]
-            row = np.flatnonzero(ids[top + height + tb - 1] == base)  # the base's columns
             left, right = min(r[0] for r in ticks[0]), max(r[0] for r in ticks[-1])
             span, ends, ref = right - left, max(3, 2 * tb), min(tall[0], tall[-1])
             free = all(any(r[4] for r in end) for end in (ticks[0], ticks[-1]))  # a 0's sides bend on into its top
