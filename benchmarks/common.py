@@ -16,8 +16,17 @@ RESULTS = Path(__file__).parent / "results"
 
 def machine() -> dict:
     return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
-            "torch": torch.__version__, "load_average": os.getloadavg(),
+            "bf16_hardware": bf16_hardware(), "torch": torch.__version__, "load_average": os.getloadavg(),
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+
+
+def bf16_hardware() -> list[str]:
+    """The CPU's bfloat16 matrix features (Linux), which `--precision bf16` needs to pay: amx_bf16, avx512_bf16."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return []
+    return sorted({f for f in flags if f in ("amx_bf16", "avx512_bf16")})
 
 
 def command() -> str:

@@ -1,10 +1,11 @@
-"""Training throughput of the paper's CNN at batch 64: digitrec's trainer step by step, and the paper's Keras script.
+"""Training throughput of the paper's CNN at batch 64 (or another model): digitrec's trainer step by step, and the paper's Keras script.
 
 Each variant adds one change to the one before it:
   legacy          the foundation's loop: per-batch fancy indexing, for-loop AdamW, NCHW
   +fused_adam     AdamW(fused=True)
   +contiguous     the epoch gathered once into shuffled order, batches are slices, no per-batch syncs
   +channels_last  NHWC memory format (digitrec's default trainer: train.train_epoch with the default config)
+  +bf16           the forward pass under bfloat16 autocast (--precision bf16; pays on CPUs with AMX or AVX512-BF16)
 Variants run interleaved in rounds (the CPU is shared: compare within one run, as ratios),
 each timed on the same images. With --keras, the paper's Keras script (keras_paper.py) runs
 in a subprocess between rounds on the same images, and the digitrec/Keras ratio is reported.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from common import machine
 from digitrec import datasets
 from digitrec.config import TrainConfig
 from digitrec.models import create_model
@@ -57,19 +58,20 @@ def legacy_epoch(model, optimizer, x, y, batch_size, generator) -> None:
             total_loss.item(), correct.item()
 
 
-VARIANTS = {  # name: (fused_adam, new loop, channels_last)
-    "legacy": (False, False, False),
-    "+fused_adam": (True, False, False),
-    "+contiguous": (True, True, False),
-    "+channels_last": (True, True, True),
+VARIANTS = {  # name: (fused_adam, new loop, channels_last, bf16)
+    "legacy": (False, False, False, False),
+    "+fused_adam": (True, False, False, False),
+    "+contiguous": (True, True, False, False),
+    "+channels_last": (True, True, True, False),
+    "+bf16": (True, True, True, True),
 }
 
 
-def make_runner(name: str, x, y, batch_size: int, seed: int = 0):
-    fused, new_loop, cl = VARIANTS[name]
+def make_runner(name: str, x, y, batch_size: int, model_name: str = "paper_cnn", seed: int = 0):
+    fused, new_loop, cl, bf16 = VARIANTS[name]
     torch.manual_seed(seed)
     cfg = TrainConfig(batch_size=batch_size, fused_adam=fused, channels_last=cl)
-    model = create_model("paper_cnn")
+    model = create_model(model_name)
     if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, cfg)
@@ -78,7 +80,7 @@ def make_runner(name: str, x, y, batch_size: int, seed: int = 0):
     def run() -> float:
         t0 = time.perf_counter()
         if new_loop:
-            train_epoch(model, opt, x, y, batch_size, gen, channels_last=cl)
+            train_epoch(model, opt, x, y, batch_size, gen, channels_last=cl, bf16=bf16)
         else:
             legacy_epoch(model, opt, x, y, batch_size, gen)
         return len(y) / (time.perf_counter() - t0)
@@ -101,16 +103,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--model", default="paper_cnn", help="registry model to train (--keras needs paper_cnn)")
     ap.add_argument("--keras", action="store_true", help="also time the paper's Keras script (needs .[bench])")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     ap.add_argument("--out", default=str(RESULTS / "train_throughput"))
     a = ap.parse_args()
+    if a.keras and a.model != "paper_cnn":
+        ap.error("--keras times the paper's script, which trains paper_cnn only")
 
     torch.set_num_threads(a.threads)
     train = datasets.load("mnist")["train"]
     x, y = to_input(train.images[: a.images], 0.0, 1.0), train.labels[: a.images]
     names = a.variants.split(",")
-    runners = {n: make_runner(n, x, y, a.batch_size) for n in names}
+    runners = {n: make_runner(n, x, y, a.batch_size, a.model) for n in names}
     for run in runners.values():  # warm-up: first-call allocations and kernel selection
         run()
     figures: dict[str, list[float]] = {n: [] for n in names}
@@ -128,10 +133,9 @@ def main() -> None:
     med = {n: statistics.median(v) for n, v in figures.items()}
     base = med[names[0]]
     record = {
-        "benchmark": "train_throughput", "model": "paper_cnn", "batch_size": a.batch_size,
+        "benchmark": "train_throughput", "model": a.model, "batch_size": a.batch_size,
         "images_per_pass": a.images, "rounds": a.rounds, "threads": a.threads,
-        "torch": torch.__version__, "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
-        "load_average_at_end": os.getloadavg(),
+        **machine(), "load_average_at_end": os.getloadavg(),
         "command": "python " + " ".join(sys.argv),
         "digitrec_images_per_s": {n: v for n, v in figures.items()},
         "median_images_per_s": med,
@@ -146,8 +150,9 @@ def main() -> None:
                       ratio_digitrec_over_keras=med[best] / km,
                       ratio_per_round=[d / k for d, k in zip(figures[best], keras)])
         rows.append(f"| Keras (paper's script) | {km:.0f} | {km / base:.2f}× | " + ", ".join(f"{v:.0f}" for v in keras) + " |")
-    md = [f"# Training throughput, paper CNN, batch {a.batch_size}, {a.threads} threads",
-          "", f"Command: `{record['command']}`  ", f"torch {torch.__version__}; load average at end "
+    md = [f"# Training throughput, {a.model}, batch {a.batch_size}, {a.threads} threads",
+          "", f"Command: `{record['command']}`  ", f"{record['machine']}, bf16 hardware: "
+          f"{', '.join(record['bf16_hardware']) or 'none'}; torch {torch.__version__}; load average at end "
           f"{record['load_average_at_end'][0]:.1f} (shared CPU: compare within this table only)", "",
           "| trainer | median img/s | vs first | each round |", "|---|---|---|---|", *rows]
     if keras:

@@ -147,6 +147,22 @@ def test_fast_recipe_learns_in_one_epoch_on_a_slice(tmp_path):
     assert evaluate_checkpoint(out / "best.pt", limit=2000).metrics["test_accuracy"] >= 0.96
 
 
+def test_bf16_precision_trains_in_bfloat16_and_keeps_float32_weights(tmp_path):
+    """`--precision bf16` runs the forward pass in bfloat16 (other numbers than fp32's, same seed), still
+    learns, and saves float32 weights that export and evaluate as any checkpoint's."""
+    args = ["--recipe", "fast", "--limit", "8000", "--val-split", "1000", "--no-report"]
+    for precision in ("fp32", "bf16"):
+        assert main(["train", *args, "--precision", precision, "--out", str(tmp_path / precision)]) == 0
+    fp32, bf16 = (checkpoint.load(tmp_path / p / "best.pt") for p in ("fp32", "bf16"))
+    assert bf16["config"]["precision"] == "bf16" and fp32["config"]["precision"] == "fp32"
+    assert bf16["history"][0]["train_loss"] != fp32["history"][0]["train_loss"]
+    assert all(w.dtype == torch.float32 for w in bf16["weights"].values() if w.is_floating_point())
+    assert bf16["history"][-1]["val_acc"] >= 0.95, bf16["history"]
+    assert abs(bf16["history"][-1]["val_acc"] - fp32["history"][-1]["val_acc"]) <= 0.01
+    assert evaluate_checkpoint(tmp_path / "bf16" / "best.pt", limit=2000).metrics["test_accuracy"] >= 0.95
+    assert main(["train", "--precision", "fp16", "--limit", "100"]) == 2
+
+
 def test_reject_class_trains_an_eleventh_output_that_exports_as_ten_digits(tmp_path):
     """--reject: touching pairs become an 11th class; probabilities keep 10 digits and drop for a pair."""
     from digitrec.augment import touching_pairs

@@ -41,6 +41,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "ocr_lines": "add OCR's cuts of this many synthetic lines of training digits (needs --reject)",
         "deskew": "straighten each digit's slant first, inside the model (yes/no)",
         "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
+        "precision": "forward pass: fp32, or bf16 (faster on CPUs with AMX or AVX512-BF16)",
     }
     for f in fields(TrainConfig):
         if f.name in help_text:

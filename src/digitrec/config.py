@@ -56,6 +56,8 @@ class TrainConfig:
                                   #   part of the network, so export, predict and OCR do the same
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
+    precision: str = "fp32"       # forward pass in fp32, or bf16 (autocast; weights, optimizer and BN stay fp32):
+                                  #   about 1.7x on CPUs with AMX or AVX512-BF16, slower on others (docs/training.md)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

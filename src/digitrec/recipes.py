@@ -16,6 +16,7 @@ from .config import TrainConfig
 from .errors import DigitrecError
 
 SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
+PRECISIONS = ("fp32", "bf16")
 AUGMENT = dict(rotation=10.0, shift=2.5, zoom=0.1)  # the usual MNIST affine ranges
 
 RECIPES: dict[str, dict] = {
@@ -56,4 +57,6 @@ def resolve(recipe: str | None = None, **overrides) -> TrainConfig:
         raise DigitrecError(f"unknown model {cfg.model!r}; known: {', '.join(REGISTRY)}")
     if cfg.schedule not in SCHEDULES:
         raise DigitrecError(f"unknown schedule {cfg.schedule!r}; known: {', '.join(SCHEDULES)}")
+    if cfg.precision not in PRECISIONS:
+        raise DigitrecError(f"unknown precision {cfg.precision!r}; known: {', '.join(PRECISIONS)}")
     return cfg

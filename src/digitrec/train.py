@@ -146,14 +146,16 @@ def ema_bn_images(x, y, cfg: TrainConfig, augment, epoch: int) -> torch.Tensor:
 
 def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, scheduler=None, ema=None,
                 augment=None, label_smoothing: float = 0.0, channels_last: bool = False,
-                reject: float = 0.0, background: float = 0.0) -> tuple[float, float]:
+                reject: float = 0.0, background: float = 0.0, bf16: bool = False) -> tuple[float, float]:
     """One shuffled pass over (x, y). Returns mean loss and accuracy.
 
     The epoch's order is drawn once and the data gathered once into that order, so
     each batch is a contiguous slice (no per-batch fancy indexing); running sums stay
     tensors, read once at the end. Optional per batch: augmentation (drawing from
     `generator` after the order), a `reject` share of the batch replaced by touching
-    pairs labelled NOT_ONE_DIGIT, an LR scheduler step and an EMA update.
+    pairs labelled NOT_ONE_DIGIT, an LR scheduler step and an EMA update. With `bf16` the
+    forward pass and the loss run under bfloat16 autocast; weights, gradients, optimizer and
+    BatchNorm statistics stay float32.
     """
     model.train()
     n = len(y)
@@ -167,8 +169,9 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, 
     for i in range(n_batches):
         xb, yb = training_batch(xs[i * batch_size : (i + 1) * batch_size], ys[i * batch_size : (i + 1) * batch_size],
                                 generator, augment, reject, background)
-        logits = model(xb.contiguous(memory_format=fmt))
-        loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb.contiguous(memory_format=fmt))
+            loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -300,7 +303,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
                                     desc=f"epoch {epoch}/{cfg.epochs}", scheduler=scheduler, ema=ema,
                                     augment=augment, label_smoothing=cfg.label_smoothing,
                                     channels_last=cfg.channels_last, reject=cfg.reject,
-                                    background=blank_value(cfg))
+                                    background=blank_value(cfg), bf16=cfg.precision == "bf16")
             train_time = time.perf_counter() - t0
             if ema is not None and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in ema.modules()):
                 recompute_bn(ema.module, ema_bn_images(x_train, y_train, cfg, augment, epoch), cfg.channels_last,
