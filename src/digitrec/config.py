@@ -57,7 +57,7 @@ class TrainConfig:
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
     precision: str = "fp32"       # forward pass in fp32, or bf16 (autocast; weights, optimizer and BN stay fp32):
-                                  #   about 1.7x on CPUs with AMX or AVX512-BF16, slower on others (docs/training.md)
+                                  #   1.6-1.9x on a CPU with AMX (measured), slower on CPUs without bf16 units (docs/training.md)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
