@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -135,7 +134,7 @@ def main() -> None:
     record = {
         "benchmark": "train_throughput", "model": a.model, "batch_size": a.batch_size,
         "images_per_pass": a.images, "rounds": a.rounds, "threads": a.threads,
-        **machine(), "load_average_at_end": os.getloadavg(),
+        **machine(),  # its load_average is read here, at the end
         "command": "python " + " ".join(sys.argv),
         "digitrec_images_per_s": {n: v for n, v in figures.items()},
         "median_images_per_s": med,
@@ -153,7 +152,7 @@ def main() -> None:
     md = [f"# Training throughput, {a.model}, batch {a.batch_size}, {a.threads} threads",
           "", f"Command: `{record['command']}`  ", f"{record['machine']}, bf16 hardware: "
           f"{', '.join(record['bf16_hardware']) or 'none'}; torch {torch.__version__}; load average at end "
-          f"{record['load_average_at_end'][0]:.1f} (shared CPU: compare within this table only)", "",
+          f"{record['load_average'][0]:.1f} (shared CPU: compare within this table only)", "",
           "| trainer | median img/s | vs first | each round |", "|---|---|---|---|", *rows]
     if keras:
         md += ["", f"**digitrec ({names[-1]}) / Keras = {record['ratio_digitrec_over_keras']:.2f}×** (medians; "

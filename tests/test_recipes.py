@@ -149,7 +149,7 @@ def test_fast_recipe_learns_in_one_epoch_on_a_slice(tmp_path):
 
 def test_bf16_precision_trains_in_bfloat16_and_keeps_float32_weights(tmp_path):
     """`--precision bf16` runs the forward pass in bfloat16 (other numbers than fp32's, same seed), still
-    learns, and saves float32 weights that export and evaluate as any checkpoint's."""
+    learns, and saves float32 weights that evaluate as any checkpoint's."""
     args = ["--recipe", "fast", "--limit", "8000", "--val-split", "1000", "--no-report"]
     for precision in ("fp32", "bf16"):
         assert main(["train", *args, "--precision", precision, "--out", str(tmp_path / precision)]) == 0
