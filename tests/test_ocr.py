@@ -56,12 +56,12 @@ def glyphs(mnist_test):
 
 
 def test_glyphs_are_read_surely_alone(recognizer, glyphs):
-    """The reader under test reads each glyph right, with p > 0.99, and each is one stroke:
-    what the segmentation tests below take for granted."""
+    """The reader under test reads each glyph right, surely (p > 0.9; the bundled reader gives each
+    more than 0.99), and each is one stroke: what the segmentation tests below take for granted."""
     inks = [(label, ink) for label, row in glyphs.items() for ink in row]
     probs = recognizer.predict_normalized(np.stack([normalize_digit(ink) for _, ink in inks]))
     for (label, ink), p in zip(inks, probs):
-        assert p.argmax() == label and p.max() > 0.99, (label, p.round(3))
+        assert p.argmax() == label and p.max() > 0.9, (label, p.round(3))
         assert ndimage.label(ink > 0.3, structure=np.ones((3, 3)))[1] == 1
 
 
