@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from digitrec import ocr, ocrbench
+from digitrec import ocr, ocrbench, ruling
 from digitrec.cli import main
 from digitrec.preprocess import normalize_digit
 from digitrec.recognizer import Recognizer
@@ -280,7 +280,7 @@ def test_printed_boxes_are_erased(recognizer, glyphs, kind, gap, line, size):
     text = "4071958"
     ink, digits = boxed(glyphs, text, line=line, gap=gap, size=size, kind=kind)
     assert ocr.read(recognizer, paper(ink)).text == text
-    kept = ocr.erase_boxes(ink) > ocr.INK
+    kept = ruling.erase_boxes(ink) > ocr.INK
     assert (kept & ~(digits > 0)).sum() == 0                       # nothing of the boxes is left
     lost = (digits > ocr.INK) & ~kept
     assert lost.sum() <= 0.06 * (digits > ocr.INK).sum()           # and little of the digits
@@ -297,7 +297,7 @@ def test_tilted_boxes_are_found(recognizer, glyphs, degrees):
     text = "4071958"
     ink, digits = boxed(glyphs, text, gap=10, size=0.7)
     turned, where = _turned(ink, degrees)
-    assert ocr.rule_angle(turned) == pytest.approx(degrees, abs=0.3)
+    assert ruling.rule_angle(turned) == pytest.approx(degrees, abs=0.3)
     result = ocr.read(recognizer, paper(turned))
     assert result.text == text
     ys, xs = np.nonzero(digits > 0.3)  # each box, in the image's pixels, holds its digit's centre
@@ -319,7 +319,7 @@ def test_digits_standing_on_the_ticks_line_keep_their_strokes(recognizer, glyphs
     ink, digits = boxed(glyphs, "41711", cell=cell, line=line, gap=gap, size=size, kind="ticks", drop=drop)
     strokes = digits > ocr.INK
     assert (strokes[20 + cell - line:20 + cell]).any()  # they do touch it
-    kept = ocr.erase_boxes(ink) > ocr.INK
+    kept = ruling.erase_boxes(ink) > ocr.INK
     above = strokes.copy()
     above[20 + cell - line:] = False
     assert (above & ~kept).sum() == 0
@@ -330,7 +330,7 @@ def test_digits_standing_on_the_ticks_line_keep_their_strokes(recognizer, glyphs
 @pytest.mark.parametrize("gap", [0, 10])
 def test_a_1_from_the_top_to_the_bottom_of_its_box_is_no_side(recognizer, glyphs, gap):
     """A straight 1 that touches the top and the bottom of its box is one column of ink between
-    two lines, as a side is; but it stands off the boxes' pitch (`ocr._on_pitch`)."""
+    two lines, as a side is; but it stands off the boxes' pitch (`ruling._on_pitch`)."""
     cell, line = 56, 2
     ink, digits = boxed(glyphs, "40758", cell=cell, line=line, gap=gap, size=0.7)
     third = np.zeros(ink.shape, bool)
@@ -338,34 +338,34 @@ def test_a_1_from_the_top_to_the_bottom_of_its_box_is_no_side(recognizer, glyphs
     ink[third & (digits > 0)] = 0.0                                # the 7 goes (it is clear of the lines)
     x = 20 + 2 * (cell + gap) + cell // 2
     ink[20:20 + cell, x - 2:x + 2] = 1.0                           # the 1, from line to line
-    kept = ocr.erase_boxes(ink) > ocr.INK
+    kept = ruling.erase_boxes(ink) > ocr.INK
     assert kept[20 + line:20 + cell - line, x - 2:x + 2].all()
     assert ocr.read(recognizer, paper(ink)).text == "40158"
 
 
 def test_squared_paper_is_erased(recognizer, glyphs, monkeypatch):
     """Digits written across the faint lines of squared paper: every stretch of a line between
-    two others is a box side (`ocr._segments`), the lines go to the paper's edge, and the
+    two others is a box side (`ruling._segments`), the lines go to the paper's edge, and the
     digits keep their strokes where they cross them (darker than the lines' own ink)."""
     text = "94553"
     digits = np.pad(compose([number(glyphs, text)]), ((30, 30), (0, 0)))
     grid = np.zeros_like(digits)
     grid[7::40, :] = grid[:, 11::40] = 0.5                         # 40 px squares, digits 56 px tall
     ink = np.maximum(digits, grid)
-    kept = ocr.erase_boxes(ink) > ocr.INK
+    kept = ruling.erase_boxes(ink) > ocr.INK
     touching = ndimage.binary_dilation(digits > 0, structure=np.ones((3, 3), bool))
     assert (kept & ~touching).sum() == 0    # (a crossing may keep a line pixel between two of a stroke's)
     assert ((digits > 0.9) & ~kept).sum() == 0                   # (where their ink is as dark as can be)
     assert ocr.read(recognizer, paper(ink)).text == text
-    monkeypatch.setattr(ocr, "_segments", lambda rows, run: [(int(rows[0]), int(rows[-1]))])  # one side a column
-    monkeypatch.setattr(ocr, "_remove_rules", lambda kept, mask: kept)  # and no ruled lines either
-    assert ((ocr.erase_boxes(ink) > ocr.INK) & ~(digits > 0)).sum() > 100
+    monkeypatch.setattr(ruling, "_segments", lambda rows, run: [(int(rows[0]), int(rows[-1]))])  # one side a column
+    monkeypatch.setattr(ruling, "_remove_rules", lambda kept, mask: kept)  # and no ruled lines either
+    assert ((ruling.erase_boxes(ink) > ocr.INK) & ~(digits > 0)).sum() > 100
 
 
 @pytest.mark.parametrize("kind,sink", [("box", 2), ("box", 6), ("ticks", 2)])
 def test_strokes_crossing_a_line_go_on_through_it(glyphs, monkeypatch, kind, sink):
     """Digits reaching `sink` px below the bottom line of their boxes: the line goes, but where a
-    stroke crosses it (ink just above and just below it) its pixels stay (`ocr._crossings`), so
+    stroke crosses it (ink just above and just below it) its pixels stay (`ruling._crossings`), so
     the stroke is not cut in two."""
     cell, line, size = 56, 2, 0.8
     tall = round(size * cell)
@@ -374,11 +374,11 @@ def test_strokes_crossing_a_line_go_on_through_it(glyphs, monkeypatch, kind, sin
     strokes, bottom = digits > ocr.INK, 20 + cell - line        # boxed(): margin 20
     crossed = strokes[bottom - 1] & strokes[bottom + line]
     assert crossed.sum() >= 10
-    kept = ocr.erase_boxes(ink) > ocr.INK
+    kept = ruling.erase_boxes(ink) > ocr.INK
     assert kept[bottom:bottom + line, crossed].all()
     assert (kept & ~ndimage.binary_dilation(strokes, structure=np.ones((3, 3), bool))).sum() == 0
-    monkeypatch.setattr(ocr, "_crossings", lambda erased, kept: np.zeros_like(erased))
-    assert not (ocr.erase_boxes(ink) > ocr.INK)[bottom:bottom + line, crossed].any()
+    monkeypatch.setattr(ruling, "_crossings", lambda erased, kept: np.zeros_like(erased))
+    assert not (ruling.erase_boxes(ink) > ocr.INK)[bottom:bottom + line, crossed].any()
 
 
 def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
@@ -402,10 +402,10 @@ def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
 @pytest.mark.parametrize("line", [1, 2, 3])
 def test_lined_paper_is_erased(recognizer, glyphs, monkeypatch, line):
     """Digits standing on the lines of lined paper, or crossing them, beside a margin: the lines and
-    the margin go (`ocr._remove_rules`), the strokes above a line stay (the 1s and 7s standing on it
+    the margin go (`ruling._remove_rules`), the strokes above a line stay (the 1s and 7s standing on it
     are no comb's ticks), and a stroke crossing a line keeps the line's pixels where it crosses."""
     ink, digits = lined(glyphs, [("41711", 0), ("4071958", 4)], line=line)
-    kept = ocr.erase_boxes(ink) > ocr.INK
+    kept = ruling.erase_boxes(ink) > ocr.INK
     assert (kept & ~(digits > 0)).sum() == 0                        # nothing of the lines is left
     above = digits > ocr.INK
     for y in (64, 128):
@@ -414,8 +414,8 @@ def test_lined_paper_is_erased(recognizer, glyphs, monkeypatch, line):
     crossing = (digits[128:128 + line] > ocr.INK).any(0) & (digits[128 + line] > ocr.INK) & (digits[127] > ocr.INK)
     assert crossing.any() and kept[128:128 + line, crossing].all()  # strokes go on through the line
     assert ocr.read(recognizer, paper(ink)).text == "41711\n4071958"
-    monkeypatch.setattr(ocr, "_remove_rules", lambda kept, mask: kept)
-    assert ocr.erase_boxes(ink) is ink                              # without it, nothing is erased
+    monkeypatch.setattr(ruling, "_remove_rules", lambda kept, mask: kept)
+    assert ruling.erase_boxes(ink) is ink                              # without it, nothing is erased
 
 
 def test_lines_that_are_no_box_are_left(recognizer, glyphs):
