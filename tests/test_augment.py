@@ -120,8 +120,6 @@ def test_touching_pairs_are_two_digits_framed_as_one(x):
     assert aspect(out).median() > 1.0 and aspect(x).median() < 0.9
     assert (out.squeeze(1) > 0.3).any(2).float().sum(1).median() <= 21  # width within the 20-px box
     # slid in until the inks touch: the pair's ink is one piece about as often as single digits' is
-    from scipy import ndimage
-
     pieces = lambda imgs: [ndimage.label(m, structure=np.ones((3, 3)))[1] for m in (imgs.squeeze(1) > 0.2).numpy()]
     one = lambda imgs: np.mean([p == 1 for p in pieces(imgs)])
     assert one(out) >= one(x[:64]) - 0.15, (one(out), one(x[:64]))
