@@ -24,6 +24,7 @@ TICK = 8                 # the ticks of a comb (a line with short sides standing
 RULE_MAX = 6.0           # boxes tilted up to this many degrees are found (on the ink turned level)
 CROSS = 6                # a stroke crossing a printed line at most this thick (px) keeps the line's pixels there
 RULED = 0.6              # a ruled line (lined paper, a line to write on) runs across this much of the image
+FAINT = 0.6              # a ruled line found only with its rows joined (`_joined`) is fainter than this (writing: 1)
 
 
 def _adjacent(items: list, col) -> list[list]:
@@ -53,7 +54,7 @@ def erase_boxes(ink: np.ndarray) -> np.ndarray:
     much darker than the line's own ink are the writing crossing it, and stay too. The ink map
     itself when there are none."""
     mask = ink > INK
-    kept = _remove_rules(_remove_boxes(mask), mask)
+    kept = _remove_rules(_remove_boxes(mask), mask, ink)
     if kept is mask:
         return ink
     kept |= _crossings(mask & ~kept, kept)
@@ -146,25 +147,45 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _remove_rules(kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """`kept` (the stroke mask `mask`, boxes erased) without ruled lines: lined paper's, a printed
-    line to write on, and on such paper a margin or the other lines of squared paper.
+def _remove_rules(kept: np.ndarray, mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """`kept` (the stroke mask `mask` of `ink`, boxes erased) without ruled lines: lined paper's,
+    a printed line to write on, and on such paper a margin or the other lines of squared paper.
 
     A ruled line is a straight, level line (`_ruled`) spanning at least RULED of the image's
     width; where there are such lines, a vertical line of the same kind spanning RULED of the
-    height is a margin. `kept` itself when there are none."""
-    flat = _ruled(mask)
+    height is a margin. Faint lines a little off level are found too (`_faint_ruled`).
+    `kept` itself when there are none."""
+    flat = _ruled(mask) | _faint_ruled(ink)
     if not flat.any():
         return kept
-    return kept & ~flat & ~_ruled(mask.T).T
+    return kept & ~flat & ~_ruled(mask.T).T & ~_faint_ruled(ink.T).T
 
 
-def _ruled(mask: np.ndarray) -> np.ndarray:
+def _faint_ruled(ink: np.ndarray) -> np.ndarray:
+    """The stroke-mask pixels of `ink`'s faint horizontal ruled lines: the `_ruled` lines of
+    `_joined(ink)` fainter than FAINT. A row of writing can pass for a line there (its strokes
+    joined across short gaps), but it is darker."""
+    return _ruled(_joined(ink), ink) & (ink > INK)
+
+
+def _joined(ink: np.ndarray) -> np.ndarray:
+    """A stroke mask in which a thin horizontal line fainter than INK in every row still runs on:
+    the pixels whose ink, summed with the pixels above and below, passes INK, with gaps of up to
+    RULE px along a row closed. A 1 px grey line turned a little lies half in each of two rows
+    where it steps between them, and the ink map (`preprocess.to_ink`) may lose it there: at a 2°
+    turn, for up to 16 px of every 29 where the line is 0.4 as dark as the writing."""
+    band = ndimage.uniform_filter1d(ink, 3, axis=0) * 3 > INK
+    return band | ndimage.binary_closing(band, structure=np.ones((1, 2 * RULE + 1), bool))
+
+
+def _ruled(mask: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
     """The pixels of `mask`'s horizontal ruled lines: horizontal runs longer than a digit's strokes
     (a quarter of the width, or 200 px), joined across a row's step (a line a little off level; the
     runs of one tilted by 0.2° are about 290 px long), together at least RULED of the width long
     and 30 times as long as they are thick (in most columns), less the columns where a stroke lies
-    along a line (it keeps its pixels and the line's there)."""
+    along a line (it keeps its pixels and the line's there). With `ink`, only lines whose pixels
+    above INK are mostly (three in four) fainter than FAINT: a printed line is evenly grey, and
+    strokes crossing it are few of its pixels."""
     w = mask.shape[1]
     out = np.zeros_like(mask)
     if w < 6 * RULE:
@@ -178,8 +199,14 @@ def _ruled(mask: np.ndarray) -> np.ndarray:
         line = c.mask & runs[c.y0:c.y1, c.x0:c.x1]
         thick = line.sum(0)
         usual = float(np.median(thick[thick > 0]))
-        if usual <= c.w / 30:  # columns where a stroke lies along the line keep both
-            out[c.y0:c.y1, c.x0:c.x1] |= line & (thick <= 2 * usual + 1)
+        if usual > c.w / 30:
+            continue
+        line &= thick <= 2 * usual + 1  # columns where a stroke lies along the line keep both
+        if ink is not None:
+            inked = ink[c.y0:c.y1, c.x0:c.x1][line]
+            if not (inked > INK).any() or np.percentile(inked[inked > INK], 75) >= FAINT:
+                continue
+        out[c.y0:c.y1, c.x0:c.x1] |= line
     return out
 
 
