@@ -48,6 +48,32 @@ def test_channels_last_gives_the_same_outputs(batch):
         torch.testing.assert_close(nhwc, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["paper_cnn", "fast_cnn"])
+def test_pooling_before_the_relu_is_the_usual_order_exactly(name, batch):
+    """The pooling models compute Conv(-BN)-MaxPool-ReLU, for speed; the textbook (and the paper's)
+    Conv(-BN)-ReLU-MaxPool with the same weights gives the same outputs and gradients, bit for bit."""
+    x, y = batch
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    layers = list(model.features)
+    usual = [m for i, m in enumerate(layers) if not isinstance(m, torch.nn.ReLU)]
+    for i, m in enumerate(layers):
+        if isinstance(m, torch.nn.ReLU):
+            assert isinstance(layers[i - 1], torch.nn.MaxPool2d)  # every pool has its ReLU right after it
+            usual.insert(usual.index(layers[i - 1]), m)
+    twin = torch.nn.Sequential(torch.nn.Sequential(*usual), model.classifier)
+    assert [type(m) for m in usual] != [type(m) for m in layers]
+    outputs, grads = [], []
+    for net in (model, twin):
+        net.zero_grad()
+        out = net(x)
+        F.cross_entropy(out, y).backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert torch.equal(outputs[0], outputs[1])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
 def test_paper_cnn_flops_match_hand_count():
     # multiply-adds x2: conv1 26·26·32·9, conv2 11·11·64·32·9, dense 1600·128 and 128·10
     expected = 2 * (26 * 26 * 32 * 9 + 11 * 11 * 64 * 32 * 9 + 1600 * 128 + 128 * 10)
