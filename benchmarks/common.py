@@ -29,6 +29,22 @@ def bf16_hardware() -> list[str]:
     return sorted({f for f in flags if f in ("amx_bf16", "avx512_bf16")})
 
 
+def scanned(im, angle: float, jpeg: bool):
+    """A drawn sheet as a scan: turned by `angle` degrees (bicubic, white corners) and, with `jpeg`,
+    saved as JPEG at quality 60 and read back."""
+    import io
+
+    from PIL import Image
+
+    if angle:
+        im = im.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255, expand=True)
+    if jpeg:
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=60)
+        im = Image.open(io.BytesIO(buf.getvalue()))
+    return im
+
+
 def command() -> str:
     return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
 

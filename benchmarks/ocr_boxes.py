@@ -17,7 +17,6 @@ benchmarks/results/ocr_boxes.{json,md}. Not a test.
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, write  # noqa: E402
+from common import command, machine, scanned, write  # noqa: E402
 
 FIELDS = ("box", "open", "ticks", "ruled", "squared")  # closed boxes, open boxes |_|, a line with ticks,
 # lined paper (a line under each row across the sheet, and a margin), squared paper (squares of the box size)
@@ -62,13 +61,7 @@ def sheet(images, rows, cell, line, gap, size, angle, field, jpeg, rng):
             ink = Image.fromarray(digit).resize((s, s), Image.Resampling.BILINEAR)
             dx, dy = (int(v) for v in rng.integers(-3, 4, size=2))
             im.paste(Image.fromarray(255 - np.asarray(ink)), (x + cell // 2 - s // 2 + dx, y0 + cell // 2 - s // 2 + dy), ink)
-    if angle:
-        im = im.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255, expand=True)
-    if jpeg:
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=60)
-        im = Image.open(io.BytesIO(buf.getvalue()))
-    return im
+    return scanned(im, angle, jpeg)
 
 
 def sheets(images, labels, st, k, field, n):

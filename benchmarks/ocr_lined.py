@@ -14,7 +14,6 @@ its digits are read right. Writes benchmarks/results/ocr_lined.{json,md}. Not a 
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, write  # noqa: E402
+from common import command, machine, scanned, write  # noqa: E402
 
 STYLES = {"spacing": [40, 60], "line": [1, 2], "grey": [120, 160, 200], "through": [False, True],
           "margin": [False, True], "angle": [0, 0.7, 2, 5]}
@@ -46,13 +45,7 @@ def page(rows, spacing, line, grey, through, margin, angle, lined, jpeg, rng):
             dx, dy = (int(v) for v in rng.integers(-3, 4, size=2))
             bottom = y + (8 if through else -1)  # a 40 px MNIST digit's ink ends about 6 px above its image's bottom
             im.paste(Image.fromarray(255 - np.asarray(ink)), (50 + k * 72 + dx, bottom - SIZE + dy), ink)
-    if angle:
-        im = im.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255, expand=True)
-    if jpeg:
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=60)
-        im = Image.open(io.BytesIO(buf.getvalue()))
-    return im
+    return scanned(im, angle, jpeg)
 
 
 def pages(images, labels, st, k, lined, n):
