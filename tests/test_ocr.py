@@ -381,6 +381,23 @@ def test_strokes_crossing_a_line_go_on_through_it(glyphs, monkeypatch, kind, sin
     assert not (ruling.erase_boxes(ink) > ocr.INK)[bottom:bottom + line, crossed].any()
 
 
+@pytest.mark.parametrize("size,sink", [(0.8, 4), (0.9, 2)])
+def test_a_comb_side_hidden_by_a_stroke_is_erased_on_the_pitch(recognizer, glyphs, size, sink):
+    """Digits reaching `sink` px through the bottom of a comb of boxes: the 8's lower loop lies
+    along the line beside the side between it and the 5, so the line looks too thick there and
+    that side is no side (THIN). The comb's other sides set its pitch, and the wall at the step
+    without a side is erased too (`ruling._on_pitch`). Before, one side missing left only the
+    comb's two ends on its pitch, and its sides read as 1s (4101711191518)."""
+    cell, line = 56, 2
+    tall = round(size * cell)
+    drop = cell + sink - (cell - tall) // 2 - tall
+    ink, digits = boxed(glyphs, "4071958", cell=cell, line=line, size=size, drop=drop)
+    assert ocr.read(recognizer, paper(ink)).text == "4071958"
+    kept = ruling.erase_boxes(ink) > ocr.INK
+    strokes = ndimage.binary_dilation(digits > ocr.INK, structure=np.ones((3, 3), bool))
+    assert (kept & ~strokes).sum() == 0  # nothing of the boxes is left off the strokes
+
+
 def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
     """Ink of lined paper (a line across it every `pitch` px, and a margin `margin` px from the left
     edge), with rows of (text, how many px each digit's foot reaches below the top of its line);

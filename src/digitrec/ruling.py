@@ -9,6 +9,7 @@ This module knows nothing about digits or models; cutting and reading are `ocr.p
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -131,7 +132,7 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
             if abs(x2 - x) > RULE and b1 & b2:
                 boxed |= {i, j}
                 erase |= t1 | t2 | b1 | b2
-    boxed = _on_pitch(sides, boxed)
+    boxed, hidden = _on_pitch(sides, boxed)
     taken = {runs[i] for i in boxed}  # the rest may stand on a line without a top (`_combs`)
     rest = [r for r in zip(xs, tops, bottoms) if r not in taken]
     more, cells = _combs(mask, ids, length, *zip(*rest)) if rest else (set(), [])
@@ -139,7 +140,7 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     if not boxed and not cells:
         return mask
     out = mask & ~np.isin(ids, list(erase))
-    cells += [([sides[i][0]], *(runs[i][1:] if grid[i] else sides[i][1:3])) for i in boxed]
+    cells += [([sides[i][0]], *(runs[i][1:] if grid[i] else sides[i][1:3])) for i in boxed] + hidden
     for cols, top, bottom in cells:  # a side: its columns and the neighbouring ones that are part of the line
         for c in range(max(0, min(cols) - 1), min(w, max(cols) + 2)):
             if mask[top:bottom, c].sum() >= 0.9 * (bottom - top):
@@ -249,31 +250,45 @@ def _segments(rows: np.ndarray, run: np.ndarray) -> list[tuple[int, int]]:
     return [(first[0], last[1])]
 
 
-def _on_pitch(sides: list, boxed: set[int]) -> set[int]:
-    """The box sides that are sides: along one top line, those at its boxes' pitch.
+def _on_pitch(sides: list, boxed: set[int]) -> tuple[set[int], list]:
+    """The box sides that are sides: along one top line, those at its boxes' pitch; and the walls
+    of that pitch that no side stood for.
 
     The first and last side under a top line are its ends; the sides between them stand at a
     whole number of equal cells, at least 20 px and 0.6 of the sides' height wide, and the
     number of cells is the one that most of them fit. A stroke off that pitch (a 1 that
-    touches the top and the bottom of its box) is no side."""
+    touches the top and the bottom of its box) is no side. Where at least three walls set the
+    pitch, a step of it without one is a wall that was not taken for a side (a stroke lying
+    along the line beside it makes the line look too thick there); it is returned as (its
+    columns, top, bottom), as wide as the others, to be erased where the ink fills it."""
     groups: dict[int, list[int]] = {}
     for i in boxed:
         groups.setdefault(min(sides[i][3]), []).append(i)
-    keep = set()
+    keep, hidden = set(), []
     for members in groups.values():
         walls = _adjacent(members, lambda i: sides[i][0])  # the neighbouring columns of one side
         xs = [float(np.mean([sides[i][0] for i in w])) for w in walls]
         tall = float(np.median([sides[i][2] - sides[i][1] for i in members]))
-        best = [walls[0], walls[-1]]
-        for n in range(1, len(walls)):
+        best, steps = [(walls[0], xs[0]), (walls[-1], xs[-1])], 1
+        for n in itertools.count(1):  # cells
             cell = (xs[-1] - xs[0]) / n
             if cell < max(2 * RULE, 0.6 * tall):
                 break
-            on = [w for w, x in zip(walls, xs) if _on_pitch_from(x, xs[0], cell)]
+            on = [(w, x) for w, x in zip(walls, xs) if _on_pitch_from(x, xs[0], cell)]
             if len(on) > len(best):
-                best = on
-        keep |= {i for w in best for i in w}
-    return keep
+                best, steps = on, n
+        keep |= {i for w, _ in best for i in w}
+        if len(best) < 3:
+            continue
+        cell = (xs[-1] - xs[0]) / steps
+        width = int(np.median([len(w) for w, _ in best]))
+        top, bottom = (int(np.median([sides[i][k] for w, _ in best for i in w])) for k in (1, 2))
+        for k in range(1, steps):
+            x = xs[0] + k * cell
+            if all(abs(f - x) > max(2.0, 0.08 * cell) for _, f in best):  # as `_on_pitch_from` allows
+                x0 = round(x - (width - 1) / 2)
+                hidden.append((list(range(x0, x0 + width)), top, bottom))
+    return keep, hidden
 
 
 def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
