@@ -45,6 +45,21 @@ def scanned(im, angle: float, jpeg: bool):
     return im
 
 
+def tally(rows: list[dict], styles: dict, kinds: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """Images read right per subset (all, then each value of each setting in `styles`) and per kind
+    (each row's "kind"; one of them is "without", the same digits without lines): the record's
+    subsets, and the Markdown table's rows."""
+    import numpy as np
+
+    subsets, md = {}, []
+    for name, keep in [("all", lambda r: True)] + [(f"{key} {v}", lambda r, key=key, v=v: r[key] == v)
+                                                   for key, values in styles.items() for v in values]:
+        right = {kind: [r["right"] for r in rows if keep(r) and r["kind"] == kind] for kind in kinds}
+        subsets[name] = {"n": len(right["without"]), **{k: sum(v) for k, v in right.items()}}
+        md.append(f"| {name} | " + " | ".join(f"{sum(v)} of {len(v)} ({np.mean(v):.0%})" for v in right.values()) + " |")
+    return subsets, md
+
+
 def command() -> str:
     return "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
 

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, scanned, write  # noqa: E402
+from common import command, machine, scanned, tally, write  # noqa: E402
 
 FIELDS = ("box", "open", "ticks", "ruled", "squared")  # closed boxes, open boxes |_|, a line with ticks,
 # lined paper (a line under each row across the sheet, and a margin), squared paper (squares of the box size)
@@ -118,23 +118,16 @@ def main(argv=None) -> int:
             continue
         for field in (*FIELDS, None):
             for im, truth in sheets(images, labels, st, k, field, args.per_style):
-                rows.append({**st, "field": field, "right": reader.read(im).text == truth})
+                rows.append({**st, "kind": field or "without", "right": reader.read(im).text == truth})
     md = ["# OCR of numbers in printed boxes", "", f"Command: `{command()}`  ",
           f"Sheets read right (all digits) in closed boxes, open boxes (`|_|`), on a line with ticks, on lined "
           f"paper with a margin, on squared paper (squares of the box size), and without any lines (same digits, "
           f"same places); {args.per_style} per style, bundled OCR reader.", "",
           "| subset | closed boxes | open boxes | ticks | lined paper | squared paper | without |",
           "| --- | --- | --- | --- | --- | --- | --- |"]
-    subsets = [("all", lambda r: True)] + [(f"{key} {v}", lambda r, key=key, v=v: r[key] == v)
-                                          for key, values in STYLES.items() for v in values]
-    record = {"command": command(), **machine(), "per_style": args.per_style, "subsets": {}}
-    for name, keep in subsets:
-        sel = [r for r in rows if keep(r)]
-        right = {f or "without": [r["right"] for r in sel if r["field"] == f] for f in (*FIELDS, None)}
-        record["subsets"][name] = {"n": len(right["without"]), **{f: sum(v) for f, v in right.items()}}
-        md.append(f"| {name} | " + " | ".join(f"{sum(v)} of {len(v)} ({np.mean(v):.0%})" for v in right.values()) + " |")
-    write("ocr_boxes", record, md, args.out)
-    print("\n".join(md))
+    subsets, table = tally(rows, STYLES, (*FIELDS, "without"))
+    record = {"command": command(), **machine(), "per_style": args.per_style, "subsets": subsets}
+    write("ocr_boxes", record, md + table, args.out)
     return 0
 
 

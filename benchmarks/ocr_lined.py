@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, machine, scanned, write  # noqa: E402
+from common import command, machine, scanned, tally, write  # noqa: E402
 
 STYLES = {"spacing": [40, 60], "line": [1, 2], "grey": [120, 160, 200], "through": [False, True],
           "margin": [False, True], "angle": [0, 0.7, 2, 5]}
@@ -74,22 +74,14 @@ def main(argv=None) -> int:
         st = dict(zip(STYLES, style))
         for lined in (True, False):
             for im, truth in pages(images, labels, st, k, lined, args.per_style):
-                rows.append({**st, "lined": lined, "right": reader.read(im).text == truth})
+                rows.append({**st, "kind": "lined" if lined else "without", "right": reader.read(im).text == truth})
     md = ["# OCR of numbers on lined paper with thin grey lines", "", f"Command: `{command()}`  ",
           f"Pages (two rows of five digits) read right, all digits, on lined paper and without the lines "
           f"(same digits, same places); {args.per_style} per style, bundled OCR reader.", "",
           "| subset | lined | without |", "| --- | --- | --- |"]
-    subsets = [("all", lambda r: True)] + [(f"{key} {v}", lambda r, key=key, v=v: r[key] == v)
-                                          for key, values in STYLES.items() for v in values]
-    record = {"command": command(), **machine(), "per_style": args.per_style, "subsets": {}}
-    for name, keep in subsets:
-        sel = [r for r in rows if keep(r)]
-        right = {kind: [r["right"] for r in sel if r["lined"] == lined]
-                 for kind, lined in (("lined", True), ("without", False))}
-        record["subsets"][name] = {"n": len(right["without"]), **{f: sum(v) for f, v in right.items()}}
-        md.append(f"| {name} | " + " | ".join(f"{sum(v)} of {len(v)} ({np.mean(v):.0%})" for v in right.values()) + " |")
-    write("ocr_lined", record, md, args.out)
-    print("\n".join(md))
+    subsets, table = tally(rows, STYLES, ("lined", "without"))
+    record = {"command": command(), **machine(), "per_style": args.per_style, "subsets": subsets}
+    write("ocr_lined", record, md + table, args.out)
     return 0
 
 
