@@ -39,10 +39,15 @@ def _adjacent(items: list, col) -> list[list]:
     return groups
 
 
+def _slack(pitch: float) -> float:
+    """How far off its place on a pitch a side may stand: 2 px or 8% of the pitch."""
+    return max(2.0, 0.08 * pitch)
+
+
 def _on_pitch_from(x: float, origin: float, pitch: float) -> bool:
-    """Whether column `x` stands a whole number of `pitch`es from `origin` (within 2 px or 8%)."""
+    """Whether column `x` stands a whole number of `pitch`es from `origin` (within `_slack`)."""
     steps = (x - origin) / pitch
-    return abs(steps - round(steps)) * pitch <= max(2.0, 0.08 * pitch)
+    return abs(steps - round(steps)) * pitch <= _slack(pitch)
 
 
 def erase_boxes(ink: np.ndarray) -> np.ndarray:
@@ -285,7 +290,7 @@ def _on_pitch(sides: list, boxed: set[int]) -> tuple[set[int], list]:
         top, bottom = (int(np.median([sides[i][k] for w, _ in best for i in w])) for k in (1, 2))
         for k in range(1, steps):
             x = xs[0] + k * cell
-            if all(abs(f - x) > max(2.0, 0.08 * cell) for _, f in best):  # as `_on_pitch_from` allows
+            if all(abs(f - x) > _slack(cell) for _, f in best):
                 x0 = round(x - (width - 1) / 2)
                 hidden.append((list(range(x0, x0 + width)), top, bottom))
     return keep, hidden
