@@ -26,6 +26,7 @@ RULE_MAX = 6.0           # boxes tilted up to this many degrees are found (on th
 CROSS = 6                # a stroke crossing a printed line at most this thick (px) keeps the line's pixels there
 RULED = 0.6              # a ruled line (lined paper, a line to write on) runs across this much of the image
 FAINT = 0.6              # a ruled line found only with its rows joined (`_joined`) is fainter than this (writing: 1)
+BRIDGE = 15 * RULE       # ... and its pieces are joined across gaps of up to this (px; a line turned 0.2°, `_bridged`)
 
 
 def _adjacent(items: list, col) -> list[list]:
@@ -65,6 +66,8 @@ def erase_boxes(ink: np.ndarray) -> np.ndarray:
         return ink
     kept |= _crossings(mask & ~kept, kept)
     lines = mask & ~kept
+    if not lines.any():  # every pixel of them is a stroke crossing
+        return ink
     level = float(np.median(ink[lines]))  # the lines' own ink
     crossing = lines & (ink > (level + 1.0) / 2 + 0.1)
     ink = ink.copy()
@@ -177,11 +180,31 @@ def _faint_ruled(ink: np.ndarray) -> np.ndarray:
 def _joined(ink: np.ndarray) -> np.ndarray:
     """A stroke mask in which a thin horizontal line fainter than INK in every row still runs on:
     the pixels whose ink, summed with the pixels above and below, passes INK, with gaps of up to
-    RULE px along a row closed. A 1 px grey line turned a little lies half in each of two rows
-    where it steps between them, and the ink map (`preprocess.to_ink`) may lose it there: at a 2°
-    turn, for up to 16 px of every 29 where the line is 0.4 as dark as the writing."""
+    RULE px along a row closed, and longer ones between faint pieces of a line (`_bridged`).
+    A 1 px grey line turned a little lies half in each of two rows where it steps between them,
+    and the ink map (`preprocess.to_ink`) may lose it there: at a 2° turn, for up to 16 px of
+    every 29 where the line is 0.4 as dark as the writing."""
     band = ndimage.uniform_filter1d(ink, 3, axis=0) * 3 > INK
-    return band | ndimage.binary_closing(band, structure=np.ones((1, 2 * RULE + 1), bool))
+    ids, length = run_ids(band)
+    faint = np.bincount(ids.ravel(), (ndimage.maximum_filter1d(ink, 9, axis=0) < FAINT).ravel(), len(length))
+    pieces = (length[ids] >= RULE) & (2 * faint[ids] > length[ids])
+    return band | ndimage.binary_closing(band, structure=np.ones((1, 2 * RULE + 1), bool)) | _bridged(pieces)
+
+
+def _bridged(pieces: np.ndarray) -> np.ndarray:
+    """`pieces` (faint horizontal runs) with the gaps of up to BRIDGE px between two of them in a
+    row filled, where the pieces are at least a third of the run that makes. Between 0.2° and 1°
+    a faint 1 px line is lost for about half of every step between rows, 30-150 px (the ink map
+    keeps no ink that far from ink above 0.35, `preprocess.to_ink`), in pieces about as long.
+    Strokes of writing are not pieces: along most of a piece, it and the 4 rows either side of it
+    are fainter than FAINT."""
+    gaps, length = run_ids(~pieces)
+    bridge = length <= BRIDGE
+    bridge[np.concatenate([[0], gaps[:, 0], gaps[:, -1]])] = False  # the pieces themselves; not a gap to an edge
+    filled = pieces | bridge[gaps]
+    ids, length = run_ids(filled)
+    share = np.bincount(ids.ravel(), pieces.ravel(), len(length)) / np.maximum(length, 1)
+    return filled & (share[ids] >= 1 / 3)
 
 
 def _ruled(mask: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
@@ -189,9 +212,11 @@ def _ruled(mask: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
     (a quarter of the width, or 200 px), joined across a row's step (a line a little off level; the
     runs of one tilted by 0.2° are about 290 px long), together at least RULED of the width long
     and 30 times as long as they are thick (in most columns), less the columns where a stroke lies
-    along a line (it keeps its pixels and the line's there). With `ink`, only lines whose pixels
-    above INK are mostly (three in four) fainter than FAINT: a printed line is evenly grey, and
-    strokes crossing it are few of its pixels."""
+    along a line (it keeps its pixels and the line's there). With `ink`, only lines whose
+    darkest pixel (or the darkest next to one) is fainter than FAINT in over half of their inked
+    columns: a printed line is evenly grey, and strokes crossing it or lying along it for a while
+    darken few of its columns, while in every column of a row of writing, or of its rim, a
+    stroke's dark core is near."""
     w = mask.shape[1]
     out = np.zeros_like(mask)
     if w < 6 * RULE:
@@ -209,8 +234,10 @@ def _ruled(mask: np.ndarray, ink: np.ndarray | None = None) -> np.ndarray:
             continue
         line &= thick <= 2 * usual + 1  # columns where a stroke lies along the line keep both
         if ink is not None:
-            inked = ink[c.y0:c.y1, c.x0:c.x1][line]
-            if not (inked > INK).any() or np.percentile(inked[inked > INK], 75) >= FAINT:
+            near = ndimage.binary_dilation(line, structure=np.ones((3, 1), bool))  # the rim of a stroke is near its core
+            darkest = np.where(near, ink[c.y0:c.y1, c.x0:c.x1], 0.0).max(0)  # in each column
+            darkest = darkest[darkest > INK]
+            if not len(darkest) or np.mean(darkest < FAINT) <= 0.5:
                 continue
         out[c.y0:c.y1, c.x0:c.x1] |= line
     return out
