@@ -185,19 +185,19 @@ def _joined(ink: np.ndarray) -> np.ndarray:
     and the ink map (`preprocess.to_ink`) may lose it there: at a 2° turn, for up to 16 px of
     every 29 where the line is 0.4 as dark as the writing."""
     band = ndimage.uniform_filter1d(ink, 3, axis=0) * 3 > INK
+    return band | ndimage.binary_closing(band, structure=np.ones((1, 2 * RULE + 1), bool)) | _bridged(band, ink)
+
+
+def _bridged(band: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The faint pieces of `band` with the gaps of up to BRIDGE px between two of them in a row
+    filled, where the pieces are at least a third of the run that makes. A piece is a run of
+    `band` at least RULE long along most of which `ink`, in its row and the 4 rows either side, is
+    fainter than FAINT: no stroke of writing, nor the faint rim along one. Between 0.2° and 1° a
+    faint 1 px line is lost for about half of every step between rows, 30-150 px (the ink map
+    keeps no ink that far from ink above 0.35, `preprocess.to_ink`), in pieces about as long."""
     ids, length = run_ids(band)
     faint = np.bincount(ids.ravel(), (ndimage.maximum_filter1d(ink, 9, axis=0) < FAINT).ravel(), len(length))
     pieces = (length[ids] >= RULE) & (2 * faint[ids] > length[ids])
-    return band | ndimage.binary_closing(band, structure=np.ones((1, 2 * RULE + 1), bool)) | _bridged(pieces)
-
-
-def _bridged(pieces: np.ndarray) -> np.ndarray:
-    """`pieces` (faint horizontal runs) with the gaps of up to BRIDGE px between two of them in a
-    row filled, where the pieces are at least a third of the run that makes. Between 0.2° and 1°
-    a faint 1 px line is lost for about half of every step between rows, 30-150 px (the ink map
-    keeps no ink that far from ink above 0.35, `preprocess.to_ink`), in pieces about as long.
-    Strokes of writing are not pieces: along most of a piece, it and the 4 rows either side of it
-    are fainter than FAINT."""
     gaps, length = run_ids(~pieces)
     bridge = length <= BRIDGE
     bridge[np.concatenate([[0], gaps[:, 0], gaps[:, -1]])] = False  # the pieces themselves; not a gap to an edge
