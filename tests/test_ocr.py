@@ -398,6 +398,47 @@ def test_a_comb_side_hidden_by_a_stroke_is_erased_on_the_pitch(recognizer, glyph
     assert (kept & ~strokes).sum() == 0  # nothing of the boxes is left off the strokes
 
 
+@pytest.mark.parametrize("case", ["blurred base", "bar and stem", "joined tops"])
+def test_open_boxes_that_look_like_something_else_are_erased(recognizer, glyphs, case):
+    """Open boxes (|_| |_|) set apart, with 3 px lines ("blurred base") or 1 px ones. In the third:
+    - "blurred base": a pixel of the base's blurred lower edge (as when the lines were turned
+      level) under the middle column of the left side. That column was no riser, since it
+      ended in a short run, so the side stood as two risers and the erasing left one: a 1.
+      The pixel itself stays, a speck;
+    - "bar and stem": a 7 drawn as a bar from the left side and a stem down to the base. With
+      the left side they made a closed box (side, bar, stem, base), whose right side was left;
+    - "joined tops": a 7 whose bar rises from the top of the left side, so that side is not
+      free (ink goes on above it, as a 0's sides do); the other boxes, alike and free, vouch
+      for it. Before, the box was left.
+    Each case fails without its change."""
+    cell, gap, text = 56, 10, "40758"
+    line = 3 if case == "blurred base" else 1
+    ink, digits = boxed(glyphs, text, cell=cell, line=line, gap=gap, size=0.7, kind="open")
+    x, y = 20 + 2 * (cell + gap), 20  # the third box (the 7's)
+    if case == "blurred base":
+        ink[y + cell, x + 1] = 1.0
+    else:
+        third = np.zeros(ink.shape, bool)
+        third[:, x + line:x + cell - line] = True
+        ink[third & (digits > 0)] = digits[third] = 0.0  # the 7 goes; a 7 of strokes instead
+        if case == "bar and stem":
+            digits[y + 12:y + 16, x + line:x + 42] = 1.0  # its bar, from the left side
+            digits[y + 12:y + cell - line, x + 38:x + 42] = 1.0  # its stem, down to the base
+        else:
+            for c in range(x, x + 46):  # its bar, rising from the left side's top
+                up = min(c - x, 6)
+                digits[y - up:y + 4 - up, c] = 1.0
+            for r in range(y - 6, y + cell - line):  # its stem, slanting down
+                c = x + 44 - (r - y + 6) * 24 // (cell - line + 6)
+                digits[r, c - 2:c + 2] = 1.0
+        ink = np.maximum(ink, digits)
+    assert ocr.read(recognizer, paper(ink)).text == text
+    kept = ruling.erase_boxes(ink) > ocr.INK
+    kept[y + cell] = False  # (but the pixel of the blurred edge, a speck)
+    strokes = ndimage.binary_dilation(digits > ocr.INK, structure=np.ones((3, 3), bool))
+    assert (kept & ~strokes).sum() == 0  # nothing of the boxes is left off the strokes
+
+
 def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
     """Ink of lined paper (a line across it every `pitch` px, and a margin `margin` px from the left
     edge), with rows of (text, how many px each digit's foot reaches below the top of its line);

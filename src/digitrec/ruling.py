@@ -85,12 +85,13 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
     joined by the same runs at the top and at the bottom. Its sides, and the runs of its top
     and bottom, are erased; a digit that touches or crosses them keeps the rest of its
     strokes. A vertical stroke that meets a line at one end only (a 1 standing on an
-    underline) is not a side. The boxes must be level to within about half a degree (a
-    tilted side is no single column of pixels, a tilted top no single run: `_unbox` turns
-    them level first). Along one top line, only the sides at the boxes' pitch count
-    (`_on_pitch`: a straight 1 that touches the top and the bottom of its box is off it).
-    On squared paper each square is a box (`_segments`). Open boxes and combs of ticks (no
-    top) are `_combs`' to find.
+    underline) is not a side, nor is one that goes on more than 3 px above its top line (the
+    side of an open box that a 7's bar meets: with the 7's stem they look like a box). The
+    boxes must be level to within about half a degree (a tilted side is no single column of
+    pixels, a tilted top no single run: `_unbox` turns them level first). Along one top
+    line, only the sides at the boxes' pitch count (`_on_pitch`: a straight 1 that touches
+    the top and the bottom of its box is off it). On squared paper each square is a box
+    (`_segments`). Open boxes and combs of ticks (no top) are `_combs`' to find.
     """
     xs, tops, bottoms = vertical_runs(mask, TICK + 1)
     if not xs:
@@ -126,6 +127,8 @@ def _remove_boxes(mask: np.ndarray) -> np.ndarray:
                 continue
             top_ids = {int(i) for i in near[a:a + thick_a].ravel() if i and length[i] >= need}
             bottom_ids = {int(i) for i in near[b - thick_b + 1:b + 1].ravel() if i and length[i] >= need}
+            if len(segments) == 1 and y0 + a - top > 3:
+                continue  # the side of an open box goes on above a stroke across it (a 7's bar)
             sides.append((x, y0 + a, y0 + b + 1, top_ids, bottom_ids))
             runs.append((x, top, bottom))
             grid.append(len(segments) > 1)
@@ -327,7 +330,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
     """The open boxes of form fields: sides or ticks standing on a printed line, with nothing on top.
 
     A riser is a vertical run of pixels (one column, at least TICK long) that ends in a horizontal
-    run at least 2 * RULE and EDGE times its height long (the base); it is at most about two lines
+    run at least 2 * RULE and EDGE times its height long (the base), or one row under it (a pixel
+    of the base's blurred edge, when the lines were turned level); it is at most about two lines
     thick, and at least 3 times as tall as the base is thick. Risers on one base as tall as each
     other (within 2 px or 10%) are
     - a comb's ticks, or its open boxes' sides (`|_|_|`), when at least three stand at a regular
@@ -337,7 +341,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
       digit's stroke continues;
     - open boxes (`|_| |_|`) when two stand at the two ends of each of two or more bases of the same
       size on one row (the arms of a 4 on its bar are one `|_|` too), each with no ink just above
-      it (a 0's sides bend on into its top).
+      it (a 0's sides bend on into its top); a box whose sides a digit's strokes go on from is
+      one of them when two others alike are free.
     A 1 standing on an underline is one riser alone, and a 1 among a comb's ticks is off their
     pitch or height. Returns the bases' run ids and the risers' (columns, top, bottom) to erase,
     as `_remove_boxes` erases a box's top and sides.
@@ -346,6 +351,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
     rows: dict[int, set] = {}     # ... -> the run ids of all its rows
     xs, tops, bottoms = np.array(xs), np.array(tops), np.array(bottoms)
     based = length[ids[bottoms - 1, xs]] >= 2 * RULE  # a riser ends in a long run
+    blur = ~based & (length[ids[np.maximum(bottoms - 2, tops), xs]] >= 2 * RULE)  # ... or one row above
+    bottoms, based = bottoms - blur, based | blur  # (a pixel of the base's blurred edge under it)
     for x, top, bottom in zip(xs[based].tolist(), tops[based].tolist(), bottoms[based].tolist()):
         col = length[ids[top:bottom, x]] >= 2 * RULE
         tb = leading(col[::-1])  # the base: the long rows it ends in
@@ -403,11 +410,12 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
             left, right = min(r[0] for r in ticks[0]), max(r[0] for r in ticks[-1])
             span, ends, ref = right - left, max(3, 2 * tb), min(tall[0], tall[-1])
             free = all(any(r[4] for r in end) for end in (ticks[0], ticks[-1]))  # a 0's sides bend on into its top
-            if free and left - row[0] <= ends and row[-1] - right <= ends and 2 * RULE <= span and ref <= 2.5 * span:
-                pairs.append((base, left, top + height, ref, span, [side(t, ref) for t in (ticks[0], ticks[-1])]))
-    for base, left, bottom, ref, span, sides in pairs:  # open boxes: several alike side by side in a row
-        if any(abs(x - left) >= span and abs(b - bottom) <= 2 and close(h, ref) and close(w, span)
-               for _, x, b, h, w, _ in pairs):
+            if left - row[0] <= ends and row[-1] - right <= ends and 2 * RULE <= span and ref <= 2.5 * span:
+                pairs.append((base, left, top + height, ref, span, free, [side(t, ref) for t in (ticks[0], ticks[-1])]))
+    for base, left, bottom, ref, span, free, sides in pairs:  # open boxes: several alike side by side in a row
+        alike = sum(abs(x - left) >= span and abs(b - bottom) <= 2 and close(h, ref) and close(w, span) and f
+                    for _, x, b, h, w, f, _ in pairs)
+        if alike >= (1 if free else 2):  # a box whose sides a digit's strokes go on from, among free ones
             found.add(base)
             cells += sides
     return {i for base in found for i in rows[base]}, cells
