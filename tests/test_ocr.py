@@ -439,6 +439,28 @@ def test_open_boxes_that_look_like_something_else_are_erased(recognizer, glyphs,
     assert (kept & ~strokes).sum() == 0  # nothing of the boxes is left off the strokes
 
 
+def test_a_comb_whose_digits_stand_on_its_line_as_tall_as_its_sides(recognizer, glyphs):
+    """A comb of open boxes (|_|_|) with two 1s standing on its line, 2 and 6 px shorter than its
+    sides. The sides' height was the one most risers come near (within 10%), and the first 1 is
+    nearer to more of them than the sides are; the 1s then counted as sides, the pitch came out
+    half the boxes' width, too narrow for a digit, and no comb was found (`ruling._combs`). The
+    printed sides are the same height, so the height that most risers are within 2 px of wins,
+    the exact one on a tie."""
+    cell, line = 56, 2
+    ink, digits = boxed(glyphs, "40758", cell=cell, line=line, kind="open", size=0.7)
+    for k, short in ((1, 2), (2, 6)):  # the 0 and the 7 give way to 1s standing on the line
+        x = 20 + k * cell
+        box = np.zeros(ink.shape, bool)
+        box[:, x + line:x + cell - line] = True
+        ink[box & (digits > 0)] = digits[box] = 0.0
+        digits[20 + short:20 + cell - line, x + cell // 2 - 2:x + cell // 2 + 2] = 1.0
+    ink = np.maximum(ink, digits)
+    assert ocr.read(recognizer, paper(ink)).text == "41158"
+    kept = ruling.erase_boxes(ink) > ocr.INK
+    strokes = ndimage.binary_dilation(digits > ocr.INK, structure=np.ones((3, 3), bool))
+    assert (kept & ~strokes).sum() == 0  # nothing of the comb is left off the strokes
+
+
 def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
     """Ink of lined paper (a line across it every `pitch` px, and a margin `margin` px from the left
     edge), with rows of (text, how many px each digit's foot reaches below the top of its line);

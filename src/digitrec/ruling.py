@@ -384,7 +384,7 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
         row = np.flatnonzero(ids[last] == base)    # the base's columns
         ticks = _adjacent(rs, lambda r: r[0])  # the neighbouring columns of one riser are one tick
         tall = [max(r[2] for r in t) for t in ticks]
-        ref = max(tall, key=lambda h: sum(close(g, h) for g in tall))
+        ref = max(tall, key=lambda h: (sum(abs(g - h) <= 2 for g in tall), tall.count(h)))  # printed: alike
         like = [t for t, h in zip(ticks, tall) if close(h, ref)]
         if len(like) >= 3:  # a comb
             pitch = float(np.median(np.diff([centre(t) for t in like])))
