@@ -461,6 +461,19 @@ def test_a_comb_whose_digits_stand_on_its_line_as_tall_as_its_sides(recognizer, 
     assert (kept & ~strokes).sum() == 0  # nothing of the comb is left off the strokes
 
 
+def test_a_comb_tick_hidden_by_strokes_is_erased_on_the_pitch(recognizer, glyphs):
+    """A comb of open boxes (|_|_|, 3 px lines) with digits as tall as the boxes: the 5's lower
+    curve and the 8 lie along the line on either side of the side between them, so the line
+    looks 18 px thick there and that side too short beside it to be a riser. It was left and
+    read as a 1 (407518). The comb's other sides set its pitch, and the step without a side is
+    erased where the ink fills it (`ruling._combs`), as in a comb of closed boxes (`_on_pitch`)."""
+    ink, digits = boxed(glyphs, "40758", line=3, size=1.0, kind="open")
+    assert ocr.read(recognizer, paper(ink)).text == "40758"
+    kept = ruling.erase_boxes(ink) > ocr.INK
+    strokes = ndimage.binary_dilation(digits > ocr.INK, structure=np.ones((3, 3), bool))
+    assert (kept & ~strokes).sum() == 0  # nothing of the comb is left off the strokes
+
+
 def lined(glyphs, rows, pitch=64, line=2, margin=12, width=420):
     """Ink of lined paper (a line across it every `pitch` px, and a margin `margin` px from the left
     edge), with rows of (text, how many px each digit's foot reaches below the top of its line);

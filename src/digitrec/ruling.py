@@ -338,7 +338,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
       pitch of at least 2 * RULE (the columns of one thick stroke stand closer), at all but a
       third of its steps, and the base ends within a pitch of the outer ones (digits standing
       on a ruled line are no comb); risers taller than them on that pitch are ticks that a
-      digit's stroke continues;
+      digit's stroke continues, and a step of the pitch with none is a tick that strokes hide
+      (erased where the ink fills its columns, as `_on_pitch` does for closed boxes);
     - open boxes (`|_| |_|`) when two stand at the two ends of each of two or more bases of the same
       size on one row (the arms of a 4 on its bar are one `|_|` too), each with no ink just above
       it (a 0's sides bend on into its top); a box whose sides a digit's strokes go on from is
@@ -404,6 +405,13 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
                 if filled and row[0] >= ends[0] - pitch - 3 and row[-1] <= ends[1] + pitch + 3:
                     found.add(base)
                     cells += [side(t, ref) for t in on]
+                    _, top, bottom = cells[-1]
+                    width = int(np.median([len(t) for t in on]))
+                    for k in range(1, slots - 1):  # a step with no tick: one that strokes hide
+                        x = ends[0] + k * (ends[1] - ends[0]) / (slots - 1)
+                        if all(abs(centre(t) - x) > _slack(pitch) for t in on):
+                            x0 = round(x - (width - 1) / 2)
+                            cells.append((list(range(x0, x0 + width)), top, bottom))
                     continue
         if len(ticks) >= 2:  # an open box: risers at the base's two ends (the taller one continued by a digit)
             _, top, height, tb, _ = ticks[0][0]
