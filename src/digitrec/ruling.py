@@ -315,15 +315,24 @@ def _on_pitch(sides: list, boxed: set[int]) -> tuple[set[int], list]:
         keep |= {i for w, _ in best for i in w}
         if len(best) < 3:
             continue
-        cell = (xs[-1] - xs[0]) / steps
         width = int(np.median([len(w) for w, _ in best]))
         top, bottom = (int(np.median([sides[i][k] for w, _ in best for i in w])) for k in (1, 2))
-        for k in range(1, steps):
-            x = xs[0] + k * cell
-            if all(abs(f - x) > _slack(cell) for _, f in best):
-                x0 = round(x - (width - 1) / 2)
-                hidden.append((list(range(x0, x0 + width)), top, bottom))
+        hidden += _unfound(xs[0], xs[-1], steps, [f for _, f in best], width, top, bottom)
     return keep, hidden
+
+
+def _unfound(first: float, last: float, steps: int, found: list, width: int, top: int, bottom: int) -> list:
+    """The walls at the steps of a pitch (`steps` equal cells from column `first` to `last`) where
+    none of the columns `found` stands: (their columns, `width` wide, top, bottom), to be erased
+    where the ink fills them (strokes along the line hid them)."""
+    cell = (last - first) / steps
+    out = []
+    for k in range(1, steps):
+        x = first + k * cell
+        if all(abs(f - x) > _slack(cell) for f in found):
+            x0 = round(x - (width - 1) / 2)
+            out.append((list(range(x0, x0 + width)), top, bottom))
+    return out
 
 
 def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
@@ -333,7 +342,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
     run at least 2 * RULE and EDGE times its height long (the base), or one row under it (a pixel
     of the base's blurred edge, when the lines were turned level); it is at most about two lines
     thick, and at least 3 times as tall as the base is thick. Risers on one base as tall as each
-    other (within 2 px or 10%) are
+    other (within 2 px or 10% of the height that most of them are within 2 px of: printed ticks
+    are alike) are
     - a comb's ticks, or its open boxes' sides (`|_|_|`), when at least three stand at a regular
       pitch of at least 2 * RULE (the columns of one thick stroke stand closer), at all but a
       third of its steps, and the base ends within a pitch of the outer ones (digits standing
@@ -405,13 +415,8 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
                 if filled and row[0] >= ends[0] - pitch - 3 and row[-1] <= ends[1] + pitch + 3:
                     found.add(base)
                     cells += [side(t, ref) for t in on]
-                    _, top, bottom = cells[-1]
                     width = int(np.median([len(t) for t in on]))
-                    for k in range(1, slots - 1):  # a step with no tick: one that strokes hide
-                        x = ends[0] + k * (ends[1] - ends[0]) / (slots - 1)
-                        if all(abs(centre(t) - x) > _slack(pitch) for t in on):
-                            x0 = round(x - (width - 1) / 2)
-                            cells.append((list(range(x0, x0 + width)), top, bottom))
+                    cells += _unfound(*ends, slots - 1, [centre(t) for t in on], width, *cells[-1][1:])
                     continue
         if len(ticks) >= 2:  # an open box: risers at the base's two ends (the taller one continued by a digit)
             _, top, height, tb, _ = ticks[0][0]
