@@ -434,7 +434,8 @@ def test_open_boxes_that_look_like_something_else_are_erased(recognizer, glyphs,
         ink = np.maximum(ink, digits)
     assert ocr.read(recognizer, paper(ink)).text == text
     kept = ruling.erase_boxes(ink) > ocr.INK
-    kept[y + cell] = False  # (but the pixel of the blurred edge, a speck)
+    if case == "blurred base":
+        kept[y + cell, x + 1] = False  # (but the pixel of the blurred edge itself, a speck)
     strokes = ndimage.binary_dilation(digits > ocr.INK, structure=np.ones((3, 3), bool))
     assert (kept & ~strokes).sum() == 0  # nothing of the boxes is left off the strokes
 
