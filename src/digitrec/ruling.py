@@ -416,7 +416,7 @@ def _combs(mask: np.ndarray, ids, length, xs, tops, bottoms):
                     found.add(base)
                     cells += [side(t, ref) for t in on]
                     width = int(np.median([len(t) for t in on]))
-                    cells += _unfound(*ends, slots - 1, [centre(t) for t in on], width, *cells[-1][1:])
+                    cells += _unfound(*ends, slots - 1, [centre(t) for t in on], width, *side(on[-1], ref)[1:])
                     continue
         if len(ticks) >= 2:  # an open box: risers at the base's two ends (the taller one continued by a digit)
             _, top, height, tb, _ = ticks[0][0]
