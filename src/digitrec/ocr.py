@@ -11,7 +11,8 @@ digits and classifies each cut with the recognizer, in one batch per image:
    each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
-   a 4's second stroke) join the line they sit in;
+   a 4's second stroke) join the line they sit in; a wide, low one in the body of its line
+   (a 2 or 5 drawn flat) is a digit alone;
 3. per line, components are ordered left to right; those wider than most single digits
    (touching or overlapping digits), and narrower ones that a model with a reject class
    (`digitrec train --reject`) calls "not one digit", get candidate cuts: least-ink paths
@@ -67,6 +68,8 @@ FLAG_WIDTH = 0.45        # ... and narrower ones from this width on that the mod
 FLAG = 0.5               # ... that is, whose ten digit probabilities sum to less than this (a model
                          #   trained with a reject class, `digitrec train --reject`; others sum to 1)
 PIECES = 0.7             # small pieces (each under 0.45 line heights) together this tall may be one digit
+FLAT_WIDTH = 0.6         # a piece this many line heights wide, in the body of its line, may be a digit
+FLAT_HEIGHT = 0.25       # ... if at least this tall (not a dash): a 2 or 5 drawn wide and low
 MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
 CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
 DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
@@ -137,6 +140,14 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
             region = mask[c.y0:c.y1, c.x0:c.x1]
             region &= ~c.mask
     return mask
+
+
+def _flat_digit(c: Comp, body: list[Comp], top: float, h_line: float) -> bool:
+    """Whether a piece shorter than a digit is one all the same: a 2 or 5 drawn wide and low (MNIST
+    has them, 10-13 px tall of 20), as wide as most digits and not a dash; in the body of its line,
+    not on top of it (as a 5's hat or a 7's bar is); clear of its neighbours' columns."""
+    return (c.w >= FLAT_WIDTH * h_line and c.h >= FLAT_HEIGHT * h_line and c.y0 >= top + 0.1 * h_line
+            and all(c.x0 >= b.x1 or c.x1 <= b.x0 for b in body))
 
 
 def _lines(big: list[Comp]) -> list[list[Comp]]:
@@ -540,8 +551,11 @@ def segment(recognizer, ink: np.ndarray):
     small_ids = {id(c) for c in small}
     heights = []
     for line in lines:
-        tall = [c.h for c in line if id(c) not in small_ids]
+        body = [c for c in line if id(c) not in small_ids]
+        tall = [c.h for c in body]
         heights.append(float(np.median([h for h in tall if h >= 0.6 * max(tall)])))  # not pieces of digits
+        top = float(np.median([c.y0 for c in body]))
+        small_ids -= {id(c) for c in line if id(c) in small_ids and _flat_digit(c, body, top, heights[-1])}
     flagged = _not_one_digit(recognizer, lines, heights, small_ids, ink)
     return ink, scale, [_plan_line(line, small_ids, ink, h, flagged) for line, h in zip(lines, heights)]
 
