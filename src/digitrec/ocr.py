@@ -70,6 +70,7 @@ FLAG = 0.5               # ... that is, whose ten digit probabilities sum to les
 PIECES = 0.7             # small pieces (each under 0.45 line heights) together this tall may be one digit
 FLAT_WIDTH = 0.6         # a piece this many line heights wide, in the body of its line, may be a digit
 FLAT_HEIGHT = 0.25       # ... if at least this tall (not a dash): a 2 or 5 drawn wide and low
+FOLDS = 0.1              # ... and crossing at least this share of its columns twice (a dash crosses once)
 MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
 CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
 DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
@@ -144,10 +145,14 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
 
 def _flat_digit(c: Comp, body: list[Comp], top: float, h_line: float) -> bool:
     """Whether a piece shorter than a digit is one all the same: a 2 or 5 drawn wide and low (MNIST
-    has them, 10-13 px tall of 20), as wide as most digits and not a dash; in the body of its line,
-    not on top of it (as a 5's hat or a 7's bar is); clear of its neighbours' columns."""
-    return (c.w >= FLAT_WIDTH * h_line and c.h >= FLAT_HEIGHT * h_line and c.y0 >= top + 0.1 * h_line
-            and all(c.x0 >= b.x1 or c.x1 <= b.x0 for b in body))
+    has them, 10-13 px tall of 20), as wide as most digits; folding back on itself, as a dash or a
+    bar, however thick or slanted, does not; in the body of its line, not on top of it (as a 5's hat
+    or a 7's bar is); clear of its neighbours' columns."""
+    if not (c.w >= FLAT_WIDTH * h_line and c.h >= FLAT_HEIGHT * h_line and c.y0 >= top + 0.1 * h_line
+            and all(c.x0 >= b.x1 or c.x1 <= b.x0 for b in body)):
+        return False
+    runs = (np.diff(c.mask.astype(np.int8), axis=0, prepend=0) == 1).sum(0)  # strokes each column crosses
+    return float(np.mean(runs >= 2)) >= FOLDS
 
 
 def _lines(big: list[Comp]) -> list[list[Comp]]:
