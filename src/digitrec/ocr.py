@@ -145,9 +145,9 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
 
 def _flat_digit(c: Comp, body: list[Comp], top: float, h_line: float) -> bool:
     """Whether a piece shorter than a digit is one all the same: a 2 or 5 drawn wide and low (MNIST
-    has them, 10-13 px tall of 20), as wide as most digits; folding back on itself, as a dash or a
-    bar, however thick or slanted, does not; in the body of its line, not on top of it (as a 5's hat
-    or a 7's bar is); clear of its neighbours' columns."""
+    has them, 10-13 px tall of 20). It is as wide as most digits and folds back on itself (a dash or
+    a bar does not, however thick or slanted); it sits in the body of its line, not on top of it (as
+    a 5's hat or a 7's bar does), and clear of its neighbours' columns."""
     if not (c.w >= FLAT_WIDTH * h_line and c.h >= FLAT_HEIGHT * h_line and c.y0 >= top + 0.1 * h_line
             and all(c.x0 >= b.x1 or c.x1 <= b.x0 for b in body)):
         return False
