@@ -36,7 +36,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from digitrec import datasets
-    from digitrec.ensemble import combine, rejects
+    from digitrec.ensemble import combine, member_probs, rejects
     from digitrec.evaluation import load_scorer
 
     test = datasets.load("mnist")["test"]
@@ -45,7 +45,7 @@ def main() -> None:
     with torch.inference_mode():
         for path in args.members:
             probs_of, info = load_scorer(path)
-            probs.append(torch.cat([probs_of(test.images[i:i + 1000]) for i in range(0, len(labels), 1000)]))
+            probs.append(member_probs(probs_of, test.images))
             rejecting.append(rejects(info))
             print(f"{path}: {int((probs[-1].argmax(1).numpy() != labels).sum())} errors", flush=True)
 
