@@ -41,13 +41,14 @@ def main() -> None:
 
     test = datasets.load("mnist")["test"]
     labels = test.labels.numpy()
-    probs, rejecting = [], []
+    probs, rejecting, member_errors = [], [], []
     with torch.inference_mode():
         for path in args.members:
             probs_of, info = load_scorer(path)
             probs.append(member_probs(probs_of, test.images))
             rejecting.append(rejects(info))
-            print(f"{path}: {int((probs[-1].argmax(1).numpy() != labels).sum())} errors", flush=True)
+            member_errors.append(int((probs[-1].argmax(1).numpy() != labels).sum()))
+            print(f"{path}: {member_errors[-1]} errors", flush=True)
 
     def errors(idx) -> int:
         return int((combine([probs[i] for i in idx], [rejecting[i] for i in idx]).argmax(1).numpy() != labels).sum())
@@ -61,7 +62,7 @@ def main() -> None:
                          p5=float(np.percentile(e, 5)), p95=float(np.percentile(e, 95)),
                          share_at_goal=float((e <= args.goal).mean())))
     record = dict(benchmark="ensemble_spread", command=command(), members=args.members, goal=args.goal,
-                  member_errors=[int((p.argmax(1).numpy() != labels).sum()) for p in probs],
+                  member_errors=member_errors,
                   all_members_errors=errors(range(n)), rows=rows, **machine())
     md = [f"# Ensemble spread: {n} members, MNIST test", "", f"`{record['command']}`", "",
           f"Members' errors: {', '.join(map(str, record['member_errors']))}. "
