@@ -40,6 +40,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "reject": "share of each batch made of touching pairs, an 11th 'not one digit' class (0 = off)",
         "ocr_lines": "add OCR's cuts of this many synthetic lines of training digits (needs --reject)",
         "deskew": "straighten each digit's slant first, inside the model (yes/no)",
+        "teacher": "distil from these checkpoints (comma-separated, globs; e.g. 'runs/p*/best.pt')",
+        "teacher_weight": "share of the loss on the teachers' soft targets",
+        "teacher_temperature": "softmax temperature of the distillation",
         "channels_last": "NHWC convolutions (yes/no)", "fused_adam": "fused Adam kernel (yes/no)",
         "precision": "forward pass: fp32, or bf16 (faster on CPUs with AMX or AVX512-BF16)",
     }

@@ -54,6 +54,10 @@ class TrainConfig:
                                   #   (digits, and fragments/merged pairs as "not one digit"; ocrdata.py); needs reject
     deskew: bool = False          # the model straightens each digit's slant first (image moments, models.Deskew);
                                   #   part of the network, so export, predict and OCR do the same
+    teacher: str = ""             # knowledge distillation: checkpoints (comma-separated, globs) whose mean softened
+                                  #   probabilities on each training image are soft targets (teacher.py); "" = off
+    teacher_weight: float = 0.9   #   share of the loss that follows the soft targets (the rest: the hard labels)
+    teacher_temperature: float = 4.0  # softmax temperature of teachers and student in that share
     channels_last: bool = True    # NHWC memory format for the convolutions (faster on CPU; same results)
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
     precision: str = "fp32"       # forward pass in fp32, or bf16 (autocast; weights, optimizer and BN stay fp32):

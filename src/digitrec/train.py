@@ -29,6 +29,7 @@ from .calibration import calibrate
 from .config import TrainConfig
 from .errors import DigitrecError
 from .models import count_parameters, create_model
+from .teacher import distill_loss, paths as teacher_paths, soft_targets
 
 
 NOT_ONE_DIGIT = 10  # the label of the optional 11th class (TrainConfig.reject): two digits, not one
@@ -146,7 +147,8 @@ def ema_bn_images(x, y, cfg: TrainConfig, augment, epoch: int) -> torch.Tensor:
 
 def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, scheduler=None, ema=None,
                 augment=None, label_smoothing: float = 0.0, channels_last: bool = False,
-                reject: float = 0.0, background: float = 0.0, bf16: bool = False) -> tuple[float, float]:
+                reject: float = 0.0, background: float = 0.0, bf16: bool = False,
+                soft=None, teacher_weight: float = 0.9, teacher_temperature: float = 4.0) -> tuple[float, float]:
     """One shuffled pass over (x, y). Returns mean loss and accuracy.
 
     The epoch's order is drawn once and the data gathered once into that order, so
@@ -155,12 +157,14 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, 
     `generator` after the order), a `reject` share of the batch replaced by touching
     pairs labelled NOT_ONE_DIGIT, an LR scheduler step and an EMA update. With `bf16` the
     forward pass and the loss run under bfloat16 autocast; weights, gradients, optimizer and
-    BatchNorm statistics stay float32.
+    BatchNorm statistics stay float32. With `soft` (N×10 teachers' targets, NaN rows for
+    none) the loss is `teacher.distill_loss`; the pairs of `reject` take their hard label.
     """
     model.train()
     n = len(y)
     order = torch.randperm(n, generator=generator)
     xs, ys = x[order], y[order]
+    ss = soft[order] if soft is not None else None
     n_batches = -(-n // batch_size)
     losses = torch.zeros(n_batches, dtype=torch.float64)
     correct = torch.zeros(n_batches, dtype=torch.int64)
@@ -171,7 +175,12 @@ def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, 
                                 generator, augment, reject, background)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(xb.contiguous(memory_format=fmt))
-            loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+            if ss is None:
+                loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+            else:
+                sb = ss[i * batch_size : (i + 1) * batch_size].clone()
+                sb[yb == NOT_ONE_DIGIT] = float("nan")  # the pairs that replaced the batch's last rows
+                loss = distill_loss(logits, yb, sb, teacher_weight, teacher_temperature, label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -247,6 +256,11 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
         log(f"resuming {out} after epoch {state['epoch']} of {cfg.epochs}")
     elif (out / "last.pt").exists():
         raise DigitrecError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if cfg.teacher:  # the config records the teachers themselves, not a glob that may match others later
+        if cfg.teacher_temperature <= 0 or not 0 <= cfg.teacher_weight <= 1:
+            raise DigitrecError(f"--teacher-temperature must be above 0 and --teacher-weight between 0 and 1; "
+                                f"got {cfg.teacher_temperature} and {cfg.teacher_weight}")
+        cfg = replace(cfg, teacher=",".join(teacher_paths(cfg.teacher)))
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.json")
 
@@ -265,6 +279,14 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
         y_train = torch.cat([y_train, ocr_y])
         log(f"OCR examples: {len(ocr_y):,} crops ({int((ocr_y < NOT_ONE_DIGIT).sum()):,} digits) "
             f"from {cfg.ocr_lines:,} lines in {time.perf_counter() - t0:.0f} s")
+    soft = None
+    if cfg.teacher:  # knowledge distillation: the teachers' soft targets for each training image (not OCR crops)
+        t0 = time.perf_counter()
+        teachers = cfg.teacher.split(",")
+        soft = soft_targets(teachers, data["train"].images, cfg.teacher_temperature, log=log)
+        soft = torch.cat([soft, torch.full((len(y_train) - len(soft), 10), float("nan"))])
+        log(f"soft targets of {len(teachers)} teachers at temperature {cfg.teacher_temperature:g} "
+            f"in {time.perf_counter() - t0:.0f} s")
 
     model = create_model(cfg.model, **model_kwargs(cfg))
     if cfg.channels_last:
@@ -303,7 +325,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
                                     desc=f"epoch {epoch}/{cfg.epochs}", scheduler=scheduler, ema=ema,
                                     augment=augment, label_smoothing=cfg.label_smoothing,
                                     channels_last=cfg.channels_last, reject=cfg.reject,
-                                    background=blank_value(cfg), bf16=cfg.precision == "bf16")
+                                    background=blank_value(cfg), bf16=cfg.precision == "bf16", soft=soft,
+                                    teacher_weight=cfg.teacher_weight, teacher_temperature=cfg.teacher_temperature)
             train_time = time.perf_counter() - t0
             if ema is not None and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in ema.modules()):
                 recompute_bn(ema.module, ema_bn_images(x_train, y_train, cfg, augment, epoch), cfg.channels_last,
