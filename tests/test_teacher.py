@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from digitrec import checkpoint
+from digitrec.cli import main
 from digitrec.config import TrainConfig
 from digitrec.errors import DigitrecError
 from digitrec.models import create_model
@@ -77,3 +78,10 @@ def test_bad_teacher_is_a_clear_error(tmp_path, tiny_onnx):
         fit(TrainConfig(limit=500, epochs=1, val_split=100, teacher=str(tiny_onnx), teacher_temperature=0),
             tmp_path / "r", log=lambda *_: None)
     assert not (tmp_path / "r").exists()  # refused before the run folder is made
+
+
+def test_cli_bad_teacher_exits_2_with_the_reason(tmp_path, capsys):
+    assert main(["train", "--limit", "500", "--epochs", "1", "--teacher", str(tmp_path / "none*.pt"),
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "matches no file" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
