@@ -242,6 +242,36 @@ def test_digit_broken_into_small_pieces_is_read(recognizer, glyphs, which, monke
     assert ocr.read(recognizer, image).text == "5740"
 
 
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_digit_broken_into_small_pieces_far_from_its_neighbours_is_read(recognizer, glyphs, which, monkeypatch):
+    """The same broken 3, written with wide gaps on both sides (30 px, 0.75 line heights): its
+    pieces are too far from every whole digit to join the line as a dot or a hat would (within half
+    a line height), but together they stand as tall as a digit, so they join it all the same."""
+    three = glyphs[3][which].copy()
+    h = three.shape[0]
+    three[int(0.36 * h):int(0.62 * h)] = 0
+    row = [(glyphs[5][0], 0), (three, 16), (glyphs[7][0], 16), (glyphs[4][0], 0), (glyphs[0][0], 0)]
+    image = paper(compose([row]))
+    text = ocr.read(recognizer, image).text
+    assert len(text) == 5 and text[0] + text[2:] == "5740" and text[1] in "3?"
+    monkeypatch.setattr(ocr, "_tall_groups", lambda small, h_ref: set())  # as before: the 3 is lost
+    assert ocr.read(recognizer, image).text == "5740"
+
+
+@pytest.mark.parametrize("seed, index", [(10, 403), (1, 271)])
+def test_digit_in_two_cut_up_pieces_is_read_whole(recognizer, all_mnist_test, seed, index):
+    """Benchmark numbers (separated digits) with a 5 in two big pieces, its hat a stroke of its own,
+    each piece wide enough to be cut into atoms: 14 and 15 atoms together, more than a run of
+    atoms may hold (RUN). Runs of whole components may be longer, so the 5 is read whole
+    (before: "10215?" and "0396?5", the hat read as a digit of its own)."""
+    sample = ocrbench.make_sample(*all_mnist_test, index, ocrbench.BenchConfig(seed=seed))
+    assert not sample.touching
+    _, _, plans = ocr.segment(recognizer, ocr.ink_map(sample.image)[0])
+    assert any(c.last - c.first >= ocr.RUN and atoms[c.first].left is None and atoms[c.last].right is None
+               and atoms[c.first].comp != atoms[c.last].comp for atoms, cands, _ in plans for c in cands)
+    assert ocr.read(recognizer, sample.image).text == sample.text
+
+
 @pytest.mark.parametrize("index", [9446, 6746, 6785])
 def test_flat_digit_is_read_not_dropped(recognizer, glyphs, all_mnist_test, index, monkeypatch):
     """A 2 or 5 drawn wide and low (MNIST test #9446 and #6785, 2s, and #6746, a 5: 10-12 px of

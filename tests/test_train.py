@@ -79,3 +79,15 @@ def test_interrupt_leaves_last_complete_checkpoint(tmp_path, monkeypatch):
         fit(TrainConfig(limit=1000, epochs=3, val_split=200), tmp_path, **QUIET)
     assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 1
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_to_input_leaves_its_argument_alone():
+    """Floats in 0..255 are scaled like uint8 ones, into a new tensor (the caller's stays as it was)."""
+    from digitrec.train import to_input
+
+    u8 = torch.arange(0, 256, dtype=torch.uint8)[:196].reshape(1, 14, 14)
+    f = u8.float()
+    out_f, out_u = to_input(f, 0.5, 0.25), to_input(u8, 0.5, 0.25)
+    torch.testing.assert_close(out_f, out_u)
+    torch.testing.assert_close(f, u8.float())  # not divided in place
+    assert out_f.shape == (1, 1, 14, 14) and abs(float(out_u[0, 0, 0, 1]) - (1 / 255 - 0.5) / 0.25) < 1e-6

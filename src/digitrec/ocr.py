@@ -11,15 +11,17 @@ digits and classifies each cut with the recognizer, in one batch per image:
    each digit-sized component to its nearest neighbour;
 1. connected components of the ink; underlines (long, thin) removed; specks dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
-   a 4's second stroke) join the line they sit in; a wide, low one in the body of its line
-   (a 2 or 5 drawn flat) is a digit alone;
+   a 4's second stroke) join the line they sit in, next to a digit, or anywhere on it when
+   together as tall as a digit (one a thin pen broke apart); a wide, low one in the body of
+   its line (a 2 or 5 drawn flat) is a digit alone;
 3. per line, components are ordered left to right; those wider than most single digits
    (touching or overlapping digits), and narrower ones that a model with a reject class
    (`digitrec train --reject`) calls "not one digit", get candidate cuts: least-ink paths
    from top to bottom, which may bend around strokes, and straight cuts at several
    slants; the pieces between cuts are "atoms";
-4. every run of neighbouring atoms that could be one digit (width, gaps; whole
-   components whose columns overlap, as broken strokes do) is normalized like MNIST
+4. every run of neighbouring atoms that could be one digit (width, gaps, at most RUN atoms
+   unless whole components; whole components whose columns overlap, as broken strokes do)
+   is normalized like MNIST
    (`preprocess.normalize_digit`) and classified;
 5. a dynamic programme picks the split of the line into digits that the recognizer is
    most sure of (sum of -log p, plus penalties for fragments much shorter than the line,
@@ -72,6 +74,7 @@ FLAT_WIDTH = 0.6         # a piece this many line heights wide, in the body of i
 FLAT_HEIGHT = 0.25       # ... if at least this tall (not a dash): a 2 or 5 drawn wide and low
 FOLDS = 0.1              # ... and crossing at least this share of its columns twice (a dash crosses once)
 MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
+RUN = 12                 # a digit is at most this many atoms, unless it is whole components
 CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
 DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
@@ -175,6 +178,25 @@ def _lines(big: list[Comp]) -> list[list[Comp]]:
     for i, c in enumerate(big):
         groups.setdefault(find(i), []).append(c)
     return sorted(groups.values(), key=lambda g: np.mean([c.cy for c in g]))
+
+
+def _tall_groups(small: list[Comp], h_ref: float) -> set[int]:
+    """ids of the small pieces that, with others sharing their columns, stand as tall as a digit
+    (PIECES of h_ref): a digit broken into pieces by a thin pen, each too short to be one alone
+    (a 3 in two halves, a 5's hat and body). They join their line even when far from the big
+    components, as a whole digit would (a dot or a hat alone must be next to one)."""
+    if len(small) < 2:
+        return set()
+    x0, x1 = np.array([c.x0 for c in small]), np.array([c.x1 for c in small])
+    y0, y1 = np.array([c.y0 for c in small]), np.array([c.y1 for c in small])
+    near = ((np.minimum(x1[:, None], x1[None]) > np.maximum(x0[:, None], x0[None]))  # shared columns
+            & (np.maximum(y0[:, None], y0[None]) - np.minimum(y1[:, None], y1[None]) <= 0.3 * h_ref))
+    from scipy.sparse.csgraph import connected_components
+
+    n, group = connected_components(near, directed=False)
+    tall = [g for g in range(n) if (group == g).sum() > 1
+            and y1[group == g].max() - y0[group == g].min() >= PIECES * h_ref]
+    return {id(c) for c, g in zip(small, group) if g in tall}
 
 
 def _seams(ink: np.ndarray, h_line: float) -> list[np.ndarray]:
@@ -341,9 +363,11 @@ def _plan_line(line: list[Comp], small: set[int], ink: np.ndarray, h_line: float
             atoms.append(_Atom(i, left, right))
     cands = []
     for first in range(len(atoms)):
-        for last in range(first, min(len(atoms), first + 12)):
+        for last in range(first, len(atoms)):
             if atoms[last].comp != atoms[first].comp and line[atoms[last].comp].x0 - line[atoms[first].comp].x0 > MAX_WIDTH * h_line:
                 break  # a longer run is only wider
+            if last - first >= RUN and not (atoms[first].left is None and atoms[last].right is None):
+                continue  # long runs only as whole components (a digit broken in two, each piece cut up)
             cand = _candidate(line, atoms, first, last, ink, h_line, small)
             if cand is None:
                 continue
@@ -543,13 +567,15 @@ def segment(recognizer, ink: np.ndarray):
     big = [c for c in comps if c.h >= 0.45 * h_ref]
     small = [c for c in comps if c.h < 0.45 * h_ref]
     lines = _lines(big)
+    tall = _tall_groups(small, h_ref)
     for c in small:  # a small piece joins the line it sits in, next to a big component
         best, dist = None, math.inf
         for line in lines:
             top, bottom = min(b.y0 for b in line), max(b.y1 for b in line)
             d = max(top - c.cy, c.cy - bottom, 0.0)
             dx = min(max(b.x0 - c.x1, c.x0 - b.x1, 0) for b in line)
-            if d <= 0.3 * h_ref and dx <= 0.5 * h_ref and d < dist:
+            # ... or anywhere along it when it is part of a digit broken into small pieces
+            if d <= 0.3 * h_ref and (dx <= 0.5 * h_ref or id(c) in tall) and d < dist:
                 best, dist = line, d
         if best is not None:
             best.append(c)

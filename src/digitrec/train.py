@@ -47,8 +47,10 @@ def model_kwargs(cfg: TrainConfig) -> dict:
 
 
 def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 N×28×28 -> float N×1×28×28, scaled to [0, 1] then normalized."""
-    x = images.unsqueeze(1).float().div_(255.0)
+    """uint8 N×28×28 (or floats in 0..255) -> float N×1×28×28, scaled to [0, 1] then normalized.
+
+    Always a new tensor: a float input is never scaled in place under its caller."""
+    x = images.unsqueeze(1).to(torch.float32, copy=True).div_(255.0)
     if mean != 0.0 or std != 1.0:
         x.sub_(mean).div_(std)
     return x
