@@ -150,7 +150,8 @@ def ema_bn_images(x, y, cfg: TrainConfig, augment, epoch: int) -> torch.Tensor:
 def train_epoch(model, optimizer, x, y, batch_size, generator, desc="train", *, scheduler=None, ema=None,
                 augment=None, label_smoothing: float = 0.0, channels_last: bool = False,
                 reject: float = 0.0, background: float = 0.0, bf16: bool = False,
-                soft=None, teacher_weight: float = 0.9, teacher_temperature: float = 4.0) -> tuple[float, float]:
+                soft=None, teacher_weight: float = TrainConfig.teacher_weight,
+                teacher_temperature: float = TrainConfig.teacher_temperature) -> tuple[float, float]:
     """One shuffled pass over (x, y). Returns mean loss and accuracy.
 
     The epoch's order is drawn once and the data gathered once into that order, so
