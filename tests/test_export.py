@@ -80,6 +80,11 @@ def test_export_cli(tiny_run, tmp_path, capsys):
     assert out.is_file() and out.stat().st_size < 1_000_000 and "wrote" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "none.pt"), "-o", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["export", str(out), "-o", str(tmp_path / "again.onnx")]) == 2  # already exported
+    assert "is an exported ONNX model, not a training checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "again.onnx").exists()
+    assert main(["evaluate", str(out), "--limit", "-5"]) == 2
+    assert "--limit must be 0 (all) or more; got -5" in capsys.readouterr().err
 
 
 def test_ensemble_file_averages_its_members(tiny_run, tiny_onnx, mnist_test, tmp_path, capsys):

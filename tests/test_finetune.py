@@ -2,13 +2,14 @@
 the rest; the result is a checkpoint that predict (the Recognizer) accepts."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from digitrec import checkpoint
-from digitrec.errors import DataError
+from digitrec.errors import DataError, DigitrecError
 from digitrec.finetune import finetune, split_examples
 
 
@@ -21,6 +22,17 @@ def test_split_examples_per_class_and_fraction():
     assert len(hold) == 20 and np.bincount(labels[hold], minlength=10).tolist() == [2] * 10
     with pytest.raises(DataError, match="needs more"):
         split_examples(labels, per_class=8)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(epochs=0), "--epochs must be at least 1; got 0"), (dict(batch_size=0), "--batch-size must be at least 1"),
+    (dict(lr=0.0), "--lr must be above 0"), (dict(replay=-1.0), "--replay must be 0 or more; got -1.0"),
+    (dict(per_class=-2), "--per-class must be 0"), (dict(threads=-1), "--threads must be 0 (all cores) or more"),
+])
+def test_finetune_refuses_settings_out_of_range(tiny_run, tmp_path, setting, message):
+    with pytest.raises(DigitrecError, match=re.escape(message)):
+        finetune(tiny_run / "best.pt", "semeion", tmp_path / "out", log=lambda *_: None, **setting)
+    assert not (tmp_path / "out").exists()
 
 
 def test_finetune_on_semeion_improves_the_holdout(tiny_run, tmp_path):

@@ -31,6 +31,24 @@ def test_resolve_layers_defaults_recipe_and_overrides():
     assert main(["train", "--schedule", "linear", "--limit", "100"]) == 2
 
 
+@pytest.mark.parametrize("flag, value", [
+    ("--epochs", "0"), ("--batch-size", "0"), ("--lr", "0"), ("--limit", "-5"), ("--val-split", "-1"),
+    ("--threads", "-1"), ("--reject", "1.5"), ("--ema", "1.5"), ("--label-smoothing", "1"), ("--zoom", "-1"),
+    ("--stroke", "2"), ("--thin", "-0.5"), ("--warmup", "2"), ("--lr-decay", "0"), ("--rotation", "-5"),
+    ("--teacher-weight", "2"), ("--teacher-temperature", "0"), ("--ocr-lines", "-1"),
+])
+def test_out_of_range_settings_are_refused_before_the_run_folder(flag, value, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"digitrec: error: {flag} must be ") and float(err.rsplit("got ", 1)[1]) == float(value)
+    assert not (tmp_path / "runs").exists()  # nothing written: not even an empty run folder
+    name = flag[2:].replace("-", "_")
+    with pytest.raises(DigitrecError, match=f"{flag} must be "):  # the Python API refuses it too
+        fit(TrainConfig(**{name: type(getattr(TrainConfig(), name))(value)}), tmp_path / "r", **QUIET)
+    assert not (tmp_path / "r").exists()
+
+
 def test_cli_recipe_settings_are_saved_with_the_run(tmp_path):
     out = tmp_path / "run"
     rc = main(["train", "--recipe", "fast", "--limit", "500", "--epochs", "1", "--model", "mobilenet",

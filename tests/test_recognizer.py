@@ -197,6 +197,8 @@ def test_predict_cli_exit_codes_and_table(images):
     bad_model = run_cli("predict", str(images), "--model", str(images / "none.onnx"))
     assert bad_model.returncode == 2 and "model not found" in bad_model.stderr
     assert "Traceback" not in bad_model.stderr
+    no_threads = run_cli("predict", str(images), "--threads", "0")
+    assert no_threads.returncode == 2 and "--threads must be at least 1; got 0" in no_threads.stderr
 
 
 def test_cli_output_into_a_closed_pipe_stops_quietly(images):

@@ -289,6 +289,23 @@ def test_request_timeout_504(tiny_onnx):
         assert c.get("/healthz").status_code == 200     # the server is still serving
 
 
+@pytest.mark.parametrize("limits, args, message", [
+    (dict(timeout_s=0), ["--timeout", "0"], "--timeout must be above 0; got 0"),
+    (dict(max_body_bytes=-1), ["--max-body-bytes", "-1"], "--max-body-bytes must be above 0; got -1"),
+    (dict(max_pixels=0), ["--max-pixels", "0"], "--max-pixels must be above 0; got 0"),
+    (None, ["--port", "70000"], "--port must be between 1 and 65535; got 70000"),
+])
+def test_limits_out_of_range_are_refused_before_serving(limits, args, message, capsys):
+    from digitrec.cli import main
+    from digitrec.errors import DigitrecError
+
+    if limits is not None:
+        with pytest.raises(DigitrecError, match=message):
+            Limits(**limits)
+    assert main(["serve", *args]) == 2  # refused before uvicorn starts (it would block here)
+    assert message in capsys.readouterr().err
+
+
 def test_ocr_501_until_available(tiny_onnx, mnist_test):
     """Without Recognizer.read, /v1/ocr answers 501 with a message."""
     plain = Slow(Recognizer.load(tiny_onnx), delay=0)     # has predict, not read

@@ -47,6 +47,9 @@ def load(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise DigitrecError(f"checkpoint not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        raise DigitrecError(f"{path} is an exported ONNX model, not a training checkpoint: this needs the .pt "
+                            "that digitrec train wrote (predict, ocr, serve, evaluate and ensemble take .onnx files)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch's own message can run to a page: its first sentence says what failed

@@ -139,6 +139,8 @@ def cmd_serve(args) -> int:
 
     if args.workers < 1:
         raise DigitrecError("--workers must be at least 1")
+    if not 0 < args.port < 65536:
+        raise DigitrecError(f"--port must be between 1 and 65535; got {args.port}")
     serve(args.host, args.port, args.model, args.workers,
           Limits(max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels,
                  timeout_s=args.timeout, cors_origins=args.cors_origin or []), args.log_level)
@@ -168,6 +170,8 @@ def cmd_finetune(args) -> int:
 def cmd_predict(args) -> int:
     from .predict import run
 
+    if args.threads < 1:
+        raise DigitrecError(f"--threads must be at least 1; got {args.threads}")
     return run(args.inputs, args.model, args.top_k, args.min_confidence, args.json,
                args.save_normalized, args.threads)
 

@@ -12,6 +12,11 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from .errors import DigitrecError
+
+SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
+PRECISIONS = ("fp32", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -62,6 +67,50 @@ class TrainConfig:
     fused_adam: bool = True       # fused Adam kernel (faster on CPU; same maths up to float rounding)
     precision: str = "fp32"       # forward pass in fp32, or bf16 (autocast; weights, optimizer and BN stay fp32):
                                   #   1.6-1.9x on a CPU with AMX (measured), slower on CPUs without bf16 units (docs/training.md)
+
+    def check(self) -> "TrainConfig":
+        """Raise DigitrecError naming the first setting out of its range (as its CLI flag); else self."""
+        from .models import REGISTRY
+
+        if self.model not in REGISTRY:
+            raise DigitrecError(f"unknown model {self.model!r}; known: {', '.join(REGISTRY)}")
+        if self.schedule not in SCHEDULES:
+            raise DigitrecError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise DigitrecError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        rules = [
+            ("epochs", self.epochs >= 1, "at least 1"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("lr", self.lr > 0, "above 0"),
+            ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"),
+            ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"),
+            ("eps", self.eps > 0, "above 0"),
+            ("weight_decay", self.weight_decay >= 0, "0 or more"),
+            ("val_split", self.val_split >= 0, "0 (validate on test) or more"),
+            ("limit", self.limit >= 0, "0 (all) or more"),
+            ("threads", self.threads >= 0, "0 (all cores) or more"),
+            ("input_std", self.input_std > 0, "above 0"),
+            ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
+            ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("ema", 0 <= self.ema < 1, "0 (off) or in (0, 1)"),
+            ("rotation", 0 <= self.rotation <= 180, "in [0, 180] degrees"),
+            ("shift", self.shift >= 0, "0 or more pixels"),
+            ("zoom", 0 <= self.zoom < 1, "in [0, 1)"),
+            ("elastic", self.elastic >= 0, "0 (off) or more pixels"),
+            ("elastic_sigma", self.elastic_sigma > 0, "above 0"),
+            ("stroke", 0 <= self.stroke <= 1, "in [0, 1]"),
+            ("thin", self.thin == -1 or 0 <= self.thin <= 1, "-1 (as --stroke) or in [0, 1]"),
+            ("reject", 0 <= self.reject < 1, "0 (off) or in (0, 1)"),
+            ("ocr_lines", self.ocr_lines >= 0 and (self.reject > 0 or not self.ocr_lines),
+             "0 or more, and it needs --reject (the 'not one digit' class its fragments and merged pairs are labelled with)"),
+            ("teacher_weight", 0 <= self.teacher_weight <= 1, "in [0, 1]"),
+            ("teacher_temperature", self.teacher_temperature > 0, "above 0"),
+        ]
+        for name, ok, allowed in rules:
+            if not ok:
+                raise DigitrecError(f"--{name.replace('_', '-')} must be {allowed}; got {getattr(self, name)}")
+        return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

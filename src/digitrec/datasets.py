@@ -32,6 +32,8 @@ class Split:
 
     def head(self, n: int) -> "Split":
         """The first n images (all of them when n is 0): what --limit keeps."""
+        if n < 0:
+            raise DataError(f"--limit must be 0 (all) or more; got {n}")
         return self.subset(torch.arange(min(n, len(self)))) if n else self
 
 

@@ -20,7 +20,7 @@ import torch
 
 from . import checkpoint, datasets
 from .augment import Augment
-from .errors import DataError
+from .errors import DataError, DigitrecError
 from .train import evaluate, to_input, train_epoch
 
 
@@ -61,6 +61,13 @@ def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0
 
     mnist_limit > 0 scores only the first N MNIST test images (quick runs).
     """
+    for flag, value, ok, allowed in [("--epochs", epochs, epochs >= 1, "at least 1"), ("--lr", lr, lr > 0, "above 0"),
+                                     ("--batch-size", batch_size, batch_size >= 1, "at least 1"),
+                                     ("--replay", replay, replay >= 0, "0 or more"),
+                                     ("--per-class", per_class, per_class >= 0, "0 (use --holdout) or more"),
+                                     ("--threads", threads, threads >= 0, "0 (all cores) or more")]:
+        if not ok:
+            raise DigitrecError(f"{flag} must be {allowed}; got {value}")
     torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.manual_seed(seed)
     out = Path(out)

@@ -15,8 +15,6 @@ from dataclasses import fields
 from .config import TrainConfig
 from .errors import DigitrecError
 
-SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
-PRECISIONS = ("fp32", "bf16")
 AUGMENT = dict(rotation=10.0, shift=2.5, zoom=0.1)  # the usual MNIST affine ranges
 
 RECIPES: dict[str, dict] = {
@@ -50,13 +48,4 @@ def resolve(recipe: str | None = None, **overrides) -> TrainConfig:
     if unknown:
         raise DigitrecError(f"unknown training settings: {', '.join(sorted(unknown))}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = TrainConfig(**settings)
-    from .models import REGISTRY
-
-    if cfg.model not in REGISTRY:
-        raise DigitrecError(f"unknown model {cfg.model!r}; known: {', '.join(REGISTRY)}")
-    if cfg.schedule not in SCHEDULES:
-        raise DigitrecError(f"unknown schedule {cfg.schedule!r}; known: {', '.join(SCHEDULES)}")
-    if cfg.precision not in PRECISIONS:
-        raise DigitrecError(f"unknown precision {cfg.precision!r}; known: {', '.join(PRECISIONS)}")
-    return cfg
+    return TrainConfig(**settings).check()

@@ -60,6 +60,12 @@ class Limits:
     timeout_s: float = 10.0                    # whole-request time limit -> 504
     cors_origins: list[str] = field(default_factory=list)  # empty = CORS off
 
+    def __post_init__(self):
+        for flag, value in [("--max-body-bytes", self.max_body_bytes), ("--max-pixels", self.max_pixels),
+                            ("--timeout", self.timeout_s)]:
+            if not value > 0:
+                raise DigitrecError(f"{flag} must be above 0; got {value}")
+
 
 class ApiError(Exception):
     """An HTTP error with a JSON body {"error": code, "message": message}."""

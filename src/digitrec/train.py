@@ -26,7 +26,7 @@ from tqdm import tqdm
 from . import checkpoint, datasets
 from .augment import Augment, touching_pairs
 from .calibration import calibrate
-from .config import TrainConfig
+from .config import SCHEDULES, TrainConfig
 from .errors import DigitrecError
 from .models import count_parameters, create_model
 from .teacher import distill_loss, paths as teacher_paths, soft_targets
@@ -79,7 +79,7 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
             (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm)))))
     if cfg.schedule == "exponential":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cfg.lr_decay ** (s / steps_per_epoch))
-    raise DigitrecError(f"unknown schedule {cfg.schedule!r}; known: constant, onecycle, cosine, exponential")
+    raise DigitrecError(f"unknown schedule {cfg.schedule!r}; known: {', '.join(SCHEDULES)}")
 
 
 def make_ema(model: torch.nn.Module, decay: float):
@@ -244,9 +244,6 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
     model that is validated (the EMA when on); a dict it returns is added to the row
     (benchmarks use it to log test accuracy; it plays no part in selection).
     """
-    if cfg.ocr_lines < 0 or (cfg.ocr_lines and not cfg.reject):
-        raise DigitrecError(f"--ocr-lines must be 0 or more and needs --reject (the 'not one digit' class "
-                            f"its fragments and merged pairs are labelled with); got {cfg.ocr_lines}, reject {cfg.reject}")
     out = Path(out)
     state = None
     if resume:
@@ -259,10 +256,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
         log(f"resuming {out} after epoch {state['epoch']} of {cfg.epochs}")
     elif (out / "last.pt").exists():
         raise DigitrecError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    cfg.check()
     if cfg.teacher:  # the config records the teachers themselves, not a glob that may match others later
-        if cfg.teacher_temperature <= 0 or not 0 <= cfg.teacher_weight <= 1:
-            raise DigitrecError(f"--teacher-temperature must be above 0 and --teacher-weight between 0 and 1; "
-                                f"got {cfg.teacher_temperature} and {cfg.teacher_weight}")
         cfg = replace(cfg, teacher=",".join(teacher_paths(cfg.teacher)))
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.json")
