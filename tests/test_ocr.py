@@ -8,6 +8,7 @@ the same digits as the old one.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -701,6 +702,24 @@ def test_cli_ocr(glyphs, tmp_path, capsys):
     assert main(["ocr", str(path), str(bad)]) == 1
     captured = capsys.readouterr()
     assert "2580" in captured.out and "bad.png" in captured.err
+
+
+
+def test_cli_ocr_reads_folders_and_globs_as_predict_does(glyphs, tmp_path, capsys):
+    (tmp_path / "scans" / "b").mkdir(parents=True)
+    paper(compose([number(glyphs, "2580")])).save(tmp_path / "scans" / "n.png")
+    paper(compose([number(glyphs, "31")])).save(tmp_path / "scans" / "b" / "n.png")  # the same name, deeper
+    (tmp_path / "scans" / "notes.txt").write_text("not an image, and not read")
+    overlays = tmp_path / "drawn"
+    assert main(["ocr", str(tmp_path / "scans"), "--json", "--overlay", str(overlays)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(Path(r["path"]).relative_to(tmp_path / "scans").as_posix(), r["text"]) for r in rows] == [
+        ("b/n.png", "31"), ("n.png", "2580")]
+    assert sorted(p.name for p in overlays.iterdir()) == ["n-2.ocr.png", "n.ocr.png"]  # none overwritten
+    assert main(["ocr", str(tmp_path / "scans" / "*.png")]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'scans' / 'n.png'}: 2580\n"
+    assert main(["ocr", str(tmp_path / "none*.png")]) == 1
+    assert "no files match this pattern" in capsys.readouterr().err
 
 
 def test_bench_generator_is_deterministic_and_scored(mnist_test):

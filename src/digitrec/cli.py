@@ -303,10 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("ocr", help="read handwritten numbers (one or more digits, one or more lines)",
-                       description="Read the handwritten digits in each image, line by line. Prints each "
+                       description="Read the handwritten digits in each image (files, folders searched "
+                                   "recursively, globs), line by line. Prints each "
                                    "image's text ('?' for a digit the model is unsure of); exit status 1 "
                                    "if any image could not be read.")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR_OR_GLOB", help="images, folders or glob patterns")
     p.add_argument("--json", action="store_true",
                    help="print JSON: path, text, lines (text, digits: label, confidence, box [x0, y0, x1, y1])")
     p.add_argument("--overlay", metavar="OUT.png",

@@ -665,20 +665,26 @@ def draw_overlay(image, result: OcrResult):
 
 def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str | None = None,
             min_confidence: float = 0.6) -> int:
-    """`digitrec ocr`: read each image, print its text (or JSON); exit status 1 if any image failed."""
+    """`digitrec ocr`: read each image (files, folders searched recursively, globs: as `predict`), print
+    its text (or JSON); exit status 1 if any image failed. One input file prints its text alone."""
     import json
     import sys
     from pathlib import Path
 
     from .errors import DigitrecError
+    from .predict import expand, unique_name
     from .recognizer import Recognizer
 
     recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
-    if overlay and len(images) > 1:
+    files = expand(images)
+    single = len(images) == 1 and [f for f, _ in files] == images  # a file named as it is, not a folder's
+    if overlay and not single:
         Path(overlay).mkdir(parents=True, exist_ok=True)
-    results, failed = [], 0
-    for path in images:
+    results, failed, used = [], 0, set()
+    for path, error in files:
         try:
+            if error:
+                raise DigitrecError(f"{path}: {error}")
             result = read(recognizer, path)
         except DigitrecError as e:
             failed += 1
@@ -686,12 +692,14 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
             results.append({"path": str(path), "error": str(e)})
             continue
         if overlay:
-            target = Path(overlay) if len(images) == 1 else Path(overlay) / f"{Path(path).stem}.ocr.png"
+            target = Path(overlay)
+            if not single:  # one overlay per image in the folder, never two with the same name
+                target = target / unique_name(path, ".ocr.png", used)
             draw_overlay(path, result).save(target)
         results.append(result.to_dict())
         if not as_json:
             text = result.text.replace("\n", " | ") if result.lines else "(no digits)"
-            print(f"{path}: {text}" if len(images) > 1 else (result.text or "(no digits)"))
+            print(text if single else f"{path}: {text}")
     if as_json:
-        print(json.dumps(results if len(images) > 1 else results[0], indent=2))
+        print(json.dumps(results[0] if single else results, indent=2))
     return 1 if failed else 0

@@ -43,16 +43,22 @@ def expand(inputs: list[str]) -> list[tuple[str, str | None]]:
     return [e for e in out if not (e[0] in seen or seen.add(e[0]))]  # each file once, first place kept
 
 
+def unique_name(path: str, suffix: str, used: set[str]) -> str:
+    """The file name for PATH's output in one folder: its stem + suffix, or stem-2 + suffix, ...
+    when an image of the same name in another folder came first (the name is added to `used`)."""
+    stem = Path(path).stem or "image"
+    name, n = f"{stem}{suffix}", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}{suffix}"
+    used.add(name)
+    return name
+
+
 def _save_normalized(folder: Path, path: str, normalized: np.ndarray, used: set[str]) -> str:
     from PIL import Image
 
-    stem = Path(path).stem or "image"
-    name, n = f"{stem}.png", 1
-    while name in used:
-        n += 1
-        name = f"{stem}-{n}.png"
-    used.add(name)
-    target = folder / name
+    target = folder / unique_name(path, ".png", used)
     Image.fromarray(np.clip(np.rint(normalized * 255), 0, 255).astype(np.uint8)).save(target)
     return str(target)
 
