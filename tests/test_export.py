@@ -80,6 +80,10 @@ def test_export_cli(tiny_run, tmp_path, capsys):
     assert out.is_file() and out.stat().st_size < 1_000_000 and "wrote" in capsys.readouterr().out
     assert main(["export", str(tmp_path / "none.pt"), "-o", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    assert main(["export", str(tiny_run / "best.pt"), "-o", str(tmp_path)]) == 2  # a folder, not a file
+    assert capsys.readouterr().err == f"digitrec: error: {tmp_path}: Is a directory\n"  # not a traceback
+    assert main(["evaluate", str(out), "--limit", "10", "--out", str(out)]) == 2  # a file, not a folder
+    assert "File exists" in capsys.readouterr().err
     assert main(["export", str(out), "-o", str(tmp_path / "again.onnx")]) == 2  # already exported
     assert "is an exported ONNX model, not a training checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "again.onnx").exists()

@@ -352,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of a pipe closed it (`digitrec ocr ... | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit)
         return 141
+    except OSError as e:  # a file or folder the command could not read or write: a message, not a traceback
+        target = e.filename2 if e.filename2 is not None else e.filename  # a rename names its target second
+        print(f"digitrec: error: {target}: {e.strerror}" if target is not None and e.strerror else
+              f"digitrec: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
