@@ -137,6 +137,22 @@ def test_csv_28x28_is_taken_as_mnist_form(tmp_path):
     assert np.array_equal(data["train"].images.numpy(), images.astype(np.uint8))
 
 
+def test_csv_without_a_header_is_read_as_with_one(tmp_path):
+    """The common "MNIST in CSV" files have no header: label and 784 pixels on every line."""
+    images = RNG.integers(0, 256, (3, 28, 28))
+    rows = [",".join(map(str, [lab, *img.ravel()])) for lab, img in zip([5, 0, 9], images)]
+    path = tmp_path / "mnist_test.csv"
+    path.write_text("\n".join(rows) + "\n")
+    x, y = handwriting.parse_csv(path)
+    assert y.tolist() == [5, 0, 9] and np.array_equal(np.round(x * 255).astype(int), images)
+    path.write_text("\n".join(rows[:1] + ["7,1,2"]) + "\n")
+    with pytest.raises(DataError, match=r"mnist_test.csv, line 2: expected 785 values, found 3"):
+        handwriting.parse_csv(path)  # line numbers count from the first row of digits
+    path.write_text("label,p0\n3,0\n")  # one pixel is no image
+    with pytest.raises(DataError, match=r"line 1: .* 8×8 or more"):
+        handwriting.parse_csv(path)
+
+
 def test_csv_other_sizes_are_normalized_and_bad_rows_named(tmp_path):
     img = np.zeros((16, 16), int)
     img[2:14, 7:9] = 255  # a "1" filling the frame

@@ -204,18 +204,21 @@ def parse_optdigits(path) -> tuple[np.ndarray, np.ndarray]:
 
 def parse_csv(path) -> tuple[np.ndarray, np.ndarray]:
     """Kaggle's digit-recognizer layout: a header `label,pixel0,...,pixelK`, then a row per digit,
-    the label and K+1 values 0-255 (ink high), row by row, K+1 a square (784 = 28×28)."""
+    the label and K+1 values 0-255 (ink high), row by row, K+1 a square (784 = 28×28), at least 8×8.
+    The same rows without the header (the common "MNIST in CSV" files) are read too."""
     lines = _text_lines(path)
     if not lines:
         raise DataError(f"{path}: empty file")
     header = [h.strip().strip('"') for h in lines[0].split(",")]
     n = len(header) - 1
     side = int(round(n ** 0.5))
-    if header[0].lower() != "label" or n < 1 or side * side != n:
-        raise DataError(f"{path}, line 1: expected a header 'label,pixel0,...,pixelN' with a square number "
-                        f"of pixels (784 for 28×28), got {lines[0][:60]!r}")
+    no_header = all(h.replace(".", "", 1).isdigit() for h in header)  # the first line is a digit already
+    if (header[0].lower() != "label" and not no_header) or side < 8 or side * side != n:
+        raise DataError(f"{path}, line 1: expected a header 'label,pixel0,...,pixelN' (or a first row "
+                        f"of digits) with a square number of pixels, 8×8 or more (784 for 28×28), "
+                        f"got {lines[0][:60]!r}")
     rows = []
-    for lineno, line in enumerate(lines[1:], 2):
+    for lineno, line in enumerate(lines[not no_header:], 1 + (not no_header)):
         if not line.strip():
             continue
         parts = line.split(",")
@@ -348,8 +351,8 @@ def read_folder(root) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     for i, f in enumerate(files):
         try:
             d = preprocess(f)
-        except DigitrecError as e:
-            raise DataError(f"{f}: {e}") from e
+        except DigitrecError as e:  # the image's own message names the file already
+            raise DataError(str(e) if str(e).startswith(str(f)) else f"{f}: {e}") from e
         if d is None:
             raise DataError(f"{f}: no ink found (a blank image); remove it or replace it")
         images[i] = np.round(np.clip(d, 0, 1) * 255).astype(np.uint8)
