@@ -193,6 +193,17 @@ def test_draw_digits_shows_the_prediction(page, artifacts):
     assert (artifacts / "draw_7.png").stat().st_size > 5000
 
 
+def test_two_digits_on_the_one_digit_page_say_so(page, artifacts):
+    """The model's "not one digit" class: a 7 and a 0 side by side are not read as one digit."""
+    draw(page, [[(0.04 + 0.46 * k + 0.46 * x, y) for x, y in stroke] for k, d in enumerate("70") for stroke in DIGITS[d]])
+    page.wait_for_function("() => document.querySelector('#result').dataset.status === 'uncertain'", timeout=10_000)
+    detail = page.text_content("#detail")
+    assert "looks like more than one digit" in detail and "A number" in detail, detail
+    assert shown(page)["text"] == "?"  # no digit named as if it were a guess
+    page.wait_for_timeout(300)  # let the bars finish moving
+    page.screenshot(path=str(artifacts / "draw_two_digits.png"), full_page=True)
+
+
 def test_clear_with_the_keyboard(page):
     draw(page, DIGITS["1"])
     page.wait_for_function("() => document.querySelector('#result').dataset.status === 'ok'", timeout=10_000)

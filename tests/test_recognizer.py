@@ -83,7 +83,8 @@ def test_blank_is_no_digit(default):
                   np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.float32)):
         p = default.predict(blank)
         assert p.status == "no_digit" and p.label is None and p.top_k == []
-        assert p.to_dict() == {"status": "no_digit", "label": None, "probability": 0.0, "top_k": []}
+        assert p.to_dict() == {"status": "no_digit", "label": None, "probability": 0.0, "top_k": [],
+                               "not_one_digit": 0.0}
 
 
 def test_predict_inputs_agree(default, mnist_test, tmp_path):
@@ -201,6 +202,16 @@ def test_predict_cli_exit_codes_and_table(images):
     assert no_threads.returncode == 2 and "--threads must be at least 1; got 0" in no_threads.stderr
 
 
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    import digitrec
+
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout == f"digitrec {digitrec.__version__}\n"
+    assert version("digitrec") == digitrec.__version__  # pyproject reads it from the package: one place
+
+
 def test_cli_output_into_a_closed_pipe_stops_quietly(images):
     """`digitrec predict ... | head`: the reader goes away before the answer is written; the
     command stops with 141 (as a shell reports SIGPIPE), without a traceback."""
@@ -222,6 +233,25 @@ def test_predict_does_not_import_torch(images):
 
 
 def test_prediction_to_dict():
-    p = Prediction("ok", 3, 0.9, [0.0] * 10, [[3, 0.9], [5, 0.05], [8, 0.03], [1, 0.02]])
-    assert p.to_dict(top_k=2) == {"status": "ok", "label": 3, "probability": 0.9, "top_k": [[3, 0.9], [5, 0.05]]}
+    probs = [0.0, 0.02, 0.0, 0.9, 0.0, 0.05, 0.0, 0.0, 0.03, 0.0]
+    p = Prediction("ok", 3, 0.9, probs, [[3, 0.9], [5, 0.05], [8, 0.03], [1, 0.02]])
+    assert p.to_dict(top_k=2) == {"status": "ok", "label": 3, "probability": 0.9, "top_k": [[3, 0.9], [5, 0.05]],
+                                  "not_one_digit": 0.0}
     json.dumps(p.to_dict())
+    assert Prediction("no_digit", None, 0.0).to_dict()["not_one_digit"] == 0.0
+
+
+def test_several_digits_in_one_image_are_not_one_digit(default, tiny_onnx, mnist_test, tmp_path):
+    """The bundled model's "not one digit" class: three MNIST digits side by side are not read as one
+    (`not_one_digit`, what the ten digits' probabilities leave out); one of them alone is."""
+    x, y = mnist_test
+    row = np.concatenate([255 - x[i] for i in range(3)], axis=1)  # dark on light, 28×84
+    three = default.predict(row)
+    assert three.status == "uncertain" and three.not_one_digit > 0.9, three
+    alone = [default.predict(Image.fromarray(255 - x[i])) for i in range(3)]
+    assert [p.label for p in alone] == y[:3].tolist() and max(p.not_one_digit for p in alone) < 0.1
+    assert Recognizer.load(tiny_onnx).predict(row).not_one_digit < 1e-4  # a model without that class
+    Image.fromarray(row).save(tmp_path / "number.png")
+    r = run_cli("predict", str(tmp_path / "number.png"))
+    assert r.returncode == 0 and "not one digit: " in r.stdout
+    assert "1 image(s) look like more than one digit: `digitrec ocr` reads numbers" in r.stdout

@@ -114,6 +114,7 @@ def test_predict_mnist_images_every_input_form(client, mnist_test, tiny_onnx):
         assert multipart["model"] == "paper_cnn" and len(multipart["probs"]) == 10
         assert abs(sum(multipart["probs"]) - 1) < 1e-4
         assert multipart["label"] == rec.predict(png).label          # the server adds nothing of its own
+        assert multipart["not_one_digit"] == rec.predict(png).not_one_digit < 1e-4  # tiny has no such class
         correct += multipart["label"] == int(y)
     assert correct >= 17, f"only {correct}/20 MNIST test digits right"
 

@@ -204,7 +204,10 @@ def _add_test_set_args(p: argparse.ArgumentParser, default: str | None, default_
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="digitrec", description="Handwritten digit recognition.")
+    parser.add_argument("--version", action="version", version=f"digitrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model and write its evaluation report",

@@ -19,6 +19,7 @@ from .errors import DigitrecError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 BATCH = 256
+SEVERAL = 0.5  # a "not one digit" probability from which the table says so and points to `digitrec ocr`
 
 
 def expand(inputs: list[str]) -> list[tuple[str, str | None]]:
@@ -85,7 +86,7 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
         raise DigitrecError("no input images given")
     used: set[str] = set()
     rows: list[dict] = []
-    failed = 0
+    failed = several = 0
     if not as_json:
         print(f"{'path':40s}  {'status':9s}  label  prob    top-{top_k}", file=out)
     from tqdm import tqdm
@@ -111,7 +112,7 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
             if errors[i] is not None:
                 failed += 1
                 row = {"path": path, "status": "error", "label": None, "probability": None,
-                       "top_k": [], "error": errors[i]}
+                       "top_k": [], "not_one_digit": None, "error": errors[i]}
             else:
                 p = answers[i]
                 row = {"path": path, **p.to_dict(top_k), "error": None}
@@ -119,6 +120,7 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
                 row["top_k"] = [[k, round(v, 6)] for k, v in row["top_k"]]
                 if folder is not None and p.normalized is not None:
                     row["normalized"] = _save_normalized(folder, path, p.normalized, used)
+            several += (row["not_one_digit"] or 0.0) >= SEVERAL
             if as_json:
                 rows.append(row)
             else:
@@ -131,6 +133,8 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
     else:
         print(f"{len(files)} image(s), {failed} failed; model {recognizer.name} "
               f"({recognizer.source}), uncertain below {min_confidence:g}", file=out)
+        if several:
+            print(f"{several} image(s) look like more than one digit: `digitrec ocr` reads numbers", file=out)
     return 1 if failed else 0
 
 
@@ -141,4 +145,5 @@ def _table_row(row: dict) -> str:
     label = "-" if row["label"] is None else str(row["label"])
     prob = "-" if row["status"] == "no_digit" else f"{row['probability']:.3f}"
     top = " ".join(f"{k}:{v:.3f}" for k, v in row["top_k"])
-    return f"{path:40s}  {row['status']:9s}  {label:5s}  {prob:6s}  {top}"
+    several = f"  not one digit: {row['not_one_digit']:.3f}" if row["not_one_digit"] >= SEVERAL else ""
+    return f"{path:40s}  {row['status']:9s}  {label:5s}  {prob:6s}  {top}{several}"

@@ -41,9 +41,16 @@ class Prediction:
     top_k: list[list] = field(default_factory=list)    # [[label, probability], ...], best first
     normalized: np.ndarray | None = field(default=None, repr=False)  # the 28×28 the model saw
 
+    @property
+    def not_one_digit(self) -> float:
+        """The probability that the image is not one digit (two or more, or a piece of one): what a
+        model with a "not one digit" class (`digitrec train --reject`, the bundled ones) leaves out
+        of the ten digits' probabilities. 0 for other models and for 'no_digit'."""
+        return round(max(0.0, 1.0 - float(sum(self.probs))), 6) if self.probs else 0.0
+
     def to_dict(self, top_k: int = 3) -> dict:
         return {"status": self.status, "label": self.label, "probability": self.probability,
-                "top_k": [list(t) for t in self.top_k[:top_k]]}
+                "top_k": [list(t) for t in self.top_k[:top_k]], "not_one_digit": self.not_one_digit}
 
 
 def _as_normalized(x) -> np.ndarray | None:

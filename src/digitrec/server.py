@@ -128,6 +128,9 @@ class PredictResponse(BaseModel):
     probs: list[float] = Field(..., description="calibrated probability of each digit 0-9 "
                                                  "(all 0 for 'no_digit')")
     top_k: list[list[float]]
+    not_one_digit: float = Field(0.0, description="probability that the image is not one digit (several "
+                                                  "digits, or a piece of one), from a model with a 'not one "
+                                                  "digit' class such as the bundled one; else 0")
     model: str
     normalized: list[list[int]] | None = Field(
         None, description="the 28×28 image the model saw (0-255, ink high); "

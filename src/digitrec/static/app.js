@@ -51,6 +51,9 @@ function show(p) {
   if (p.status === "no_digit") {
     result.textContent = "No digit found";
     detail.textContent = "Draw a bigger or darker digit.";
+  } else if (p.status === "uncertain" && p.not_one_digit >= 0.5) {
+    result.textContent = "?";
+    detail.textContent = "This looks like more than one digit. Draw one digit, or read a whole number on “A number” above.";
   } else if (p.status === "uncertain") {
     result.textContent = `${p.label}?`;
     detail.textContent = `Not sure: best guess ${p.label} at ${pct(p.probability)}.`;
