@@ -41,3 +41,29 @@ def test_cross_eval_command_writes_json_png_html(tiny_run, tmp_path, capsys):
 def test_cross_eval_unknown_dataset_is_a_clear_error(tiny_run, tmp_path, capsys):
     assert main(["cross-eval", str(tiny_run / "best.pt"), "--datasets", "kmnist", "--out", str(tmp_path)]) == 2
     assert "unknown dataset 'kmnist'" in capsys.readouterr().err
+
+
+def test_a_model_trained_on_a_pool_is_scored_on_its_held_out_fifth_only(tiny_run, mnist_test, tmp_path):
+    """A folder or CSV has no test part: training holds out a seeded fifth, and evaluate and
+    cross-eval score the model on that fifth, never on the images it trained on."""
+    import numpy as np
+    import torch
+
+    from digitrec import datasets
+    from digitrec.recipes import resolve
+    from digitrec.train import fit
+
+    x, y = mnist_test
+    path = tmp_path / "mine.csv"
+    rows = [",".join(["label"] + [f"pixel{i}" for i in range(784)])]
+    rows += [",".join(map(str, [int(lab), *img.ravel()])) for img, lab in zip(x[:500], y[:500])]
+    path.write_text("\n".join(rows) + "\n")
+    best = fit(resolve("fast", dataset=str(path), val_split=50, seed=3), tmp_path / "run", log=lambda *_: None)
+    held_out = datasets.prepare(str(path), val_split=50, seed=3)["test"]
+    assert len(held_out) == 100
+    ev = evaluate_checkpoint(best)
+    assert ev.metrics["n_test"] == 100 and np.array_equal(ev.images, held_out.images.numpy())
+    result = crosseval.cross_evaluate([best, tiny_run / "best.pt"], [str(path)], log=lambda *_: None)
+    assert [r["n_test"][str(path)] for r in result["models"]] == [100, 500]  # tiny never trained on it
+    assert abs(result["models"][0]["accuracy"][str(path)] - ev.metrics["test_accuracy"]) < 1e-9
+    assert not torch.equal(held_out.images, datasets.load(str(path))["test"].images[:100])

@@ -81,7 +81,16 @@ def test_export_cli(tiny_run, tmp_path, capsys):
     assert main(["export", str(tmp_path / "none.pt"), "-o", str(out)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["export", str(tiny_run / "best.pt"), "-o", str(tmp_path)]) == 2  # a folder, not a file
-    assert capsys.readouterr().err == f"digitrec: error: {tmp_path}: Is a directory\n"  # not a traceback
+    assert capsys.readouterr().err == f"digitrec: error: {tmp_path} is a folder; give the .onnx file to write\n"
+    assert not list(tmp_path.glob(".*.part"))  # nothing half-written left behind
+    from digitrec.ensemble import evaluate_ensemble
+    from digitrec.errors import DigitrecError
+    from digitrec.export import export
+    with pytest.raises(DigitrecError, match="nothing to export"):
+        export([], tmp_path / "none.onnx")
+    for paths in ([], str(out)):  # nothing, or one path where a list belongs
+        with pytest.raises(DigitrecError, match="an ensemble needs a list of model files"):
+            evaluate_ensemble(paths)
     assert main(["evaluate", str(out), "--limit", "10", "--out", str(out)]) == 2  # a file, not a folder
     assert "File exists" in capsys.readouterr().err
     assert main(["export", str(out), "-o", str(tmp_path / "again.onnx")]) == 2  # already exported

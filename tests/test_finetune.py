@@ -25,7 +25,8 @@ def test_split_examples_per_class_and_fraction():
 
 
 @pytest.mark.parametrize("setting, message", [
-    (dict(epochs=0), "--epochs must be at least 1; got 0"), (dict(batch_size=0), "--batch-size must be at least 1"),
+    (dict(epochs=0), "--epochs must be a whole number, at least 1; got 0"), (dict(epochs=1.5), "--epochs must be"),
+    (dict(batch_size=0), "--batch-size must be a whole number, at least 1"), (dict(lr=float("inf")), "--lr must be"),
     (dict(lr=0.0), "--lr must be above 0"), (dict(replay=-1.0), "--replay must be 0 or more; got -1.0"),
     (dict(per_class=-2), "--per-class must be 0"), (dict(threads=-1), "--threads must be 0 (all cores) or more"),
 ])

@@ -143,6 +143,20 @@ def test_sources_agree(tmp_path):
         assert np.abs(preprocess(source) - ref).max() < 1e-6
 
 
+def test_deep_and_float_images_agree_however_given():
+    """A 16-bit scan (full range or 12 bits stored in 16) and float images in [0, 1] read as the
+    8-bit image does, as numpy arrays and as PIL images alike."""
+    a = np.asarray(seven(size=112))
+    ref = preprocess(a)
+    scan = (8000 + a / 255 * 52000).astype(np.uint16)
+    twelve = a.astype(np.uint16) * 16
+    for source in (scan, Image.fromarray(scan), twelve, Image.fromarray(twelve), png_bytes(Image.fromarray(twelve)),
+                   Image.fromarray(a.astype(np.int32) * 100, "I"), Image.fromarray(a.astype(np.float32) / 255, "F"),
+                   Image.fromarray(a.astype(np.float32), "F"), seven(size=112).convert("LA").convert("La")):
+        out = preprocess(source)
+        assert out is not None and np.abs(out - ref).mean() < 0.02, type(source)
+
+
 # -- hostile files ---------------------------------------------------------------------
 def crafted_png(width, height) -> bytes:
     """A PNG whose header declares width×height (nothing of that size is ever allocated)."""
@@ -173,6 +187,14 @@ def test_hostile_files_are_refused(tmp_path, name, data, words):
 
 
 def test_missing_file_and_bad_source(tmp_path):
+    for source, words in [(io.StringIO("hello"), "opened in binary mode"), ("x" * 300 + ".png", "cannot open"),
+                          (Image.open(io.BytesIO(png_bytes(seven())[:-300])), "cannot decode")]:
+        with pytest.raises(ImageError, match=words):  # not a raw OSError or ValueError from deep inside
+            preprocess(source)
+    closed = io.BytesIO(png_bytes(seven()))
+    closed.close()
+    with pytest.raises(ImageError, match="cannot read the file object"):
+        preprocess(closed)
     with pytest.raises(ImageError, match="no such file"):
         load_image(tmp_path / "nope.png")
     with pytest.raises(ImageError, match="not a file"):
@@ -212,3 +234,4 @@ def test_exif_orientation_is_applied():
     exif[0x0112] = 6
     data = png_bytes(stored, "JPEG", quality=95, exif=exif.tobytes())
     assert np.abs(preprocess(data) - preprocess(upright)).mean() < 0.03
+    assert np.abs(preprocess(Image.open(io.BytesIO(data))) - preprocess(upright)).mean() < 0.03  # a PIL image too

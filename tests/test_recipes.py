@@ -49,6 +49,22 @@ def test_out_of_range_settings_are_refused_before_the_run_folder(flag, value, tm
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("setting, message", [
+    (dict(epochs=1.5), "--epochs must be a whole number; got 1.5"), (dict(limit="100"), "--limit must be a whole"),
+    (dict(lr=float("inf")), "--lr must be a finite number; got inf"), (dict(ema=float("nan")), "--ema must be a finite"),
+    (dict(epochs=True), "--epochs must be a whole number"),
+])
+def test_the_python_api_is_checked_as_the_cli_is(setting, message, tmp_path):
+    with pytest.raises(DigitrecError, match=message):
+        resolve("fast", **setting)
+    with pytest.raises(DigitrecError, match=message):
+        fit(TrainConfig(**setting), tmp_path / "run", **QUIET)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("a file where the run folder would go")
+    with pytest.raises(DigitrecError, match="is a file; --out names the run's folder"):
+        fit(TrainConfig(epochs=1, limit=100), tmp_path / "file", **QUIET)
+
+
 def test_cli_recipe_settings_are_saved_with_the_run(tmp_path):
     out = tmp_path / "run"
     rc = main(["train", "--recipe", "fast", "--limit", "500", "--epochs", "1", "--model", "mobilenet",

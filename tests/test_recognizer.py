@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitrec.errors import DigitrecError
 from digitrec.preprocess import preprocess
 from digitrec.recognizer import DEFAULT_MODEL, OCR_MODEL, Prediction, Recognizer
 
@@ -76,6 +77,28 @@ def test_ocr_reads_with_the_bundled_ocr_model(default, tiny_onnx):
     info = json.loads((OCR_MODEL.parent / "ocr.json").read_text())
     assert info["file"] == "ocr.onnx" and info["bytes"] == OCR_MODEL.stat().st_size
     assert info["onnx_test"]["accuracy"] > 0.99
+
+
+def test_api_inputs_named_or_shaped_another_way_read_the_same(default, tiny_run, mnist_test, tmp_path):
+    x, y = mnist_test
+    assert default.predict(x[0][:, :, None]).probs == default.predict(x[0]).probs  # 28×28×1 is 28×28 too
+    assert default.predict_normalized([]).shape == (0, 10)
+    for bad, words in [(x[:2].astype(np.float32), r"values in \[0, 1\]"), (np.full((1, 28, 28), np.nan), "NaN")]:
+        with pytest.raises(DigitrecError, match=words):  # 0-255 levels would be read confidently wrong
+            default.predict_normalized(bad)
+    with pytest.raises(DigitrecError, match="takes a list of inputs"):
+        default.predict_batch("seven.png")
+    alias = Recognizer.load(DEFAULT_MODEL.parent / ".." / "assets" / DEFAULT_MODEL.name)  # the bundled file
+    assert alias.ocr_reader().source == str(OCR_MODEL)  # reads numbers with the bundled OCR model all the same
+    upper = tmp_path / "BEST.PT"
+    upper.write_bytes((tiny_run / "best.pt").read_bytes())
+    bare = tmp_path / "exported"  # an ONNX export without its suffix
+    from digitrec.export import export
+    export(tiny_run / "best.pt", tmp_path / "m.onnx").rename(bare)
+    ref = Recognizer.load(tiny_run / "best.pt").predict(x[0]).probs
+    assert Recognizer.load(upper).predict(x[0]).probs == Recognizer.load(bare).predict(x[0]).probs == ref
+    from digitrec.evaluation import evaluate_checkpoint
+    assert evaluate_checkpoint(bare, limit=50).metrics["errors"] == evaluate_checkpoint(upper, limit=50).metrics["errors"]
 
 
 def test_blank_is_no_digit(default):

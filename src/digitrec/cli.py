@@ -96,10 +96,11 @@ def cmd_train(args) -> int:
 def _evaluate(ckpt_path: Path, out: Path, dataset, data_dir, limit: int) -> dict:
     from . import report
     from .evaluation import classification_text, evaluate_checkpoint
+    from .recognizer import is_checkpoint
 
     ev = evaluate_checkpoint(ckpt_path, dataset, data_dir, limit)
     run_history = Path(ckpt_path).parent / "history.json"  # the whole run, not just up to the chosen epoch
-    own = ckpt_path.suffix == ".pt" and run_history.is_file()
+    own = is_checkpoint(ckpt_path) and run_history.is_file()
     history = json.loads(run_history.read_text()) if own else ev.info["history"]
     page = report.write(out, ev.metrics, ev.images, ev.labels, ev.probs, history,
                         ev.info["config"], classification_text(ev.labels, ev.preds))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 from .errors import DigitrecError
@@ -72,6 +73,12 @@ class TrainConfig:
         """Raise DigitrecError naming the first setting out of its range (as its CLI flag); else self."""
         from .models import REGISTRY
 
+        for f in dataclasses.fields(self):  # the Python API may pass anything: 1.5 epochs, an infinite lr
+            v, flag = getattr(self, f.name), "--" + f.name.replace("_", "-")
+            if f.type == "int" and (not isinstance(v, int) or isinstance(v, bool)):
+                raise DigitrecError(f"{flag} must be a whole number; got {v!r}")
+            if f.type == "float" and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)):
+                raise DigitrecError(f"{flag} must be a finite number; got {v!r}")
         if self.model not in REGISTRY:
             raise DigitrecError(f"unknown model {self.model!r}; known: {', '.join(REGISTRY)}")
         if self.schedule not in SCHEDULES:

@@ -30,22 +30,28 @@ def trained_on(info: dict) -> str:
 
 
 def cross_evaluate(checkpoints, names=DEFAULT_DATASETS, data_dir=None, limit: int = 0, log=print) -> dict:
-    """Accuracy of each checkpoint on each dataset's test set (the first `limit` images when set)."""
-    tests = {name: datasets.load(name, data_dir)["test"].head(limit) for name in names}
-    rows = []
+    """Accuracy of each checkpoint on each dataset's test set (the first `limit` images when set).
+
+    A pool (a folder or CSV) has no test part: a checkpoint trained on it is scored on the fifth its
+    training held out (its row's `n_test` says how many), any other on the whole pool."""
+    data = {name: datasets.load(name, data_dir) for name in names}
+    rows, sizes = [], {}
     for path in checkpoints:
         probs_of, info = load_scorer(path)
         row = {"checkpoint": str(path), "model": info["model"], "trained_on": trained_on(info),
-               "accuracy": {}, "errors": {}}
-        for name, test in tests.items():
+               "accuracy": {}, "errors": {}, "n_test": {}}
+        for name in names:
+            test = datasets.test_set(name, data[name], info.get("config", {})).head(limit)
             preds = probs_of(test.images).argmax(1)
             wrong = int((preds != test.labels).sum())
             row["accuracy"][name] = 1 - wrong / len(test)
             row["errors"][name] = wrong
+            row["n_test"][name] = len(test)
+            sizes[name] = max(sizes.get(name, 0), len(test))
         log(f"{row['trained_on']:>28} ({info['model']}): "
-            + "  ".join(f"{n} {row['accuracy'][n]:.4f}" for n in tests))
+            + "  ".join(f"{n} {row['accuracy'][n]:.4f}" for n in names))
         rows.append(row)
-    return {"datasets": list(tests), "n_test": {n: len(t) for n, t in tests.items()}, "models": rows}
+    return {"datasets": list(names), "n_test": sizes, "models": rows}
 
 
 def row_labels(result: dict) -> list[str]:

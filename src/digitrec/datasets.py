@@ -117,6 +117,24 @@ def stratified_holdout(labels: torch.Tensor, n_val: int, seed: int) -> tuple[tor
     return torch.nonzero(mask).flatten(), val
 
 
+def _pool_parts(pool: Split, seed: int) -> tuple[Split, Split]:
+    """A pool (folder, CSV) split into training images and its test set: a seeded, stratified fifth."""
+    tr, te = stratified_holdout(pool.labels, max(1, len(pool) // 5), seed)
+    return pool.subset(tr), pool.subset(te)
+
+
+def test_set(name: str, data: dict[str, Split], config: dict) -> Split:
+    """The test images of dataset `name` (`data`, as `load` gave it) for the model trained with `config`
+    (its TrainConfig as a dict): the dataset's test part; for a pool (folder, CSV), the fifth that
+    `prepare` held out of that model's training when it trained on the pool (same seed), else the
+    whole pool."""
+    train, test = data["train"], data["test"]
+    trained_on = [n for n, _ in parse_mixture(config.get("train_on") or config.get("dataset") or "mnist")]
+    if train is test and name in trained_on:
+        return _pool_parts(train, int(config.get("seed", 0)))[1]
+    return test
+
+
 def prepare(name: str, data_dir=None, val_split: int = 5000, limit: int = 0, seed: int = 0) -> dict:
     """{'train', 'val', 'test', 'tests'} for training. `name` is a dataset or a mixture ('mnist,usps:3').
 
@@ -131,8 +149,7 @@ def prepare(name: str, data_dir=None, val_split: int = 5000, limit: int = 0, see
         data = load(n, data_dir)
         train, test = data["train"], data["test"]
         if train is test:  # a pool (folder, CSV): hold out a seeded fifth as its test set
-            tr, te = stratified_holdout(train.labels, max(1, len(train) // 5), seed)
-            train, test = train.subset(tr), train.subset(te)
+            train, test = _pool_parts(train, seed)
         train, test = train.head(limit), test.head(limit)
         trains.append(train)
         weights.append(w)

@@ -12,12 +12,14 @@ This module trains nothing and draws nothing.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import datasets
+from .errors import DigitrecError
 from .evaluation import Evaluation, load_scorer, score
 
 # fixed TTA views: (rotation degrees, shift x px, shift y px)
@@ -67,6 +69,8 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
                       tta: bool = False) -> Evaluation:
     """Score the ensemble of the models at `paths` (.pt checkpoints or .onnx exports) on a test set,
     like evaluation.evaluate_checkpoint."""
+    if isinstance(paths, (str, os.PathLike)) or not paths:
+        raise DigitrecError(f"an ensemble needs a list of model files, got {paths!r}")
     members = [load_scorer(p) for p in paths]
     test = datasets.load(dataset, data_dir)["test"].head(limit)
     probs = combine([member_probs(probs_of, test.images, tta) for probs_of, _ in members],

@@ -82,9 +82,10 @@ def load_scorer(path):
     `digitrec export` (an ensemble file too) on ONNX Runtime. `info` says what the model is:
     model, parameters, epochs, config, members (for `ensemble.rejects`), finetune and history.
     """
+    from .recognizer import Recognizer, is_checkpoint
+
     path = Path(path)
-    if path.suffix == ".onnx":
-        from .recognizer import Recognizer
+    if not is_checkpoint(path):  # an ONNX export, whatever its name
 
         rec = Recognizer.load(path, threads=torch.get_num_threads())
         leaves = _leaves(rec.metadata)
@@ -118,7 +119,8 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: 
     probs_of, info = load_scorer(path)
     cfg = info["config"]
     dataset = dataset or cfg.get("dataset", "mnist")
-    test = datasets.load(dataset, data_dir or cfg.get("data_dir"))["test"].head(limit)
+    data = datasets.load(dataset, data_dir or cfg.get("data_dir"))
+    test = datasets.test_set(dataset, data, cfg).head(limit)  # never the model's own training images
     probs = probs_of(test.images).numpy()
     labels = test.labels.numpy()
     metrics = {

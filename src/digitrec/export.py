@@ -114,9 +114,10 @@ def to_onnx_bytes(ckpt: dict, source: str | None = None, extra: dict | None = No
 def onnx_bytes(path) -> bytes:
     """A model file as ONNX: a .onnx file as it is, a .pt checkpoint exported."""
     from .errors import DigitrecError
+    from .recognizer import is_checkpoint
 
     path = Path(path)
-    if path.suffix != ".onnx":
+    if is_checkpoint(path):
         return to_onnx_bytes(checkpoint.load(path), source=path.name)
     if not path.is_file():
         raise DigitrecError(f"model not found: {path}")
@@ -210,14 +211,23 @@ def half_weights(data: bytes) -> bytes:
 def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
     """Export the checkpoint at `ckpt_path` to `out_path` (written atomically); several paths
     (checkpoints or .onnx files): their ensemble, `average`."""
+    from .errors import DigitrecError
+
     paths = list(ckpt_path) if isinstance(ckpt_path, (list, tuple)) else [ckpt_path]
+    if not paths:
+        raise DigitrecError("nothing to export: give a checkpoint (or several models for an ensemble)")
+    out = Path(out_path)
+    if out.is_dir():
+        raise DigitrecError(f"{out} is a folder; give the .onnx file to write")
     if len(paths) > 1:
         data = average([onnx_bytes(p) for p in paths])
     else:
         data = to_onnx_bytes(checkpoint.load(paths[0]), source=os.path.basename(str(paths[0])), extra=extra)
-    out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out

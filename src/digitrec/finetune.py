@@ -13,6 +13,7 @@ temperature) that predict, evaluate and export accept. Training from scratch is
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -61,11 +62,15 @@ def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0
 
     mnist_limit > 0 scores only the first N MNIST test images (quick runs).
     """
-    for flag, value, ok, allowed in [("--epochs", epochs, epochs >= 1, "at least 1"), ("--lr", lr, lr > 0, "above 0"),
-                                     ("--batch-size", batch_size, batch_size >= 1, "at least 1"),
-                                     ("--replay", replay, replay >= 0, "0 or more"),
-                                     ("--per-class", per_class, per_class >= 0, "0 (use --holdout) or more"),
-                                     ("--threads", threads, threads >= 0, "0 (all cores) or more")]:
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    for flag, value, ok, allowed in [("--epochs", epochs, whole(epochs) and epochs >= 1, "a whole number, at least 1"),
+                                     ("--lr", lr, 0 < lr < math.inf, "above 0"),
+                                     ("--batch-size", batch_size, whole(batch_size) and batch_size >= 1,
+                                      "a whole number, at least 1"),
+                                     ("--replay", replay, 0 <= replay < math.inf, "0 or more"),
+                                     ("--per-class", per_class, whole(per_class) and per_class >= 0,
+                                      "0 (use --holdout) or more"),
+                                     ("--threads", threads, whole(threads) and threads >= 0, "0 (all cores) or more")]:
         if not ok:
             raise DigitrecError(f"{flag} must be {allowed}; got {value}")
     torch.set_num_threads(threads or os.cpu_count() or 1)

@@ -77,7 +77,9 @@ def read_file(path: Path) -> bytes:
         raw = Path(path).read_bytes()
         return gzip.decompress(raw) if str(path).endswith(".gz") else raw
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"{path}: cannot read ({e})") from e
+        hint = ("; the .gz file is cut short or damaged (its SHA-256 sum is of the unpacked data, which cannot "
+                "be read to check it): delete it, and it is downloaded again" if str(path).endswith(".gz") else "")
+        raise DataError(f"{path}: cannot read ({e}){hint}") from e
 
 
 def verify(name: str, data: bytes, where: Path | str) -> None:

@@ -42,6 +42,12 @@ def _describe(source) -> str:
     return str(source) if isinstance(source, (str, os.PathLike)) else f"<{type(source).__name__}>"
 
 
+def _white(top: float) -> float:
+    """The value of white for an image whose largest value is `top`: 1 (floats in [0, 1]), 255
+    (8-bit levels), else the image's own maximum (16-bit scans, 12 bits stored in 16, ...)."""
+    return 1.0 if top <= 1.0 else 255.0 if top <= 255.0 else top
+
+
 def _from_array(a: np.ndarray) -> Image.Image:
     a = np.asarray(a)
     if a.ndim == 3 and a.shape[2] == 1:
@@ -54,9 +60,7 @@ def _from_array(a: np.ndarray) -> Image.Image:
         a = a.astype(np.float32)
         if not np.isfinite(a).all():
             raise ImageError("the image array holds NaN or infinite values")
-        if a.max() <= 1.0:
-            a = a * 255.0
-        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        a = np.clip(np.rint(a * (255.0 / _white(float(a.max())))), 0, 255).astype(np.uint8)
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
         raise ImageError(f"image too large: {a.shape[1]}×{a.shape[0]} pixels (limit {MAX_PIXELS:,})")
     return Image.fromarray(np.ascontiguousarray(a))
@@ -75,17 +79,25 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
             raise ImageTooLargeError(f"image too large: {source.width}×{source.height} pixels (limit {max_pixels:,})")
-        return source
+        im = source
+        try:
+            im.load()  # an Image.open()ed file is decoded here: its errors are the file's
+        except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+            raise ImageError(f"<PIL image>: cannot decode ({str(e) or type(e).__name__})") from e
+        return _upright(im)
     if isinstance(source, np.ndarray):
         return _from_array(source)
     name = _describe(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.exists():
-            raise ImageError(f"{name}: no such file")
-        if not path.is_file():
-            raise ImageError(f"{name}: not a file")
-        size = path.stat().st_size
+        try:
+            if not path.exists():
+                raise ImageError(f"{name}: no such file")
+            if not path.is_file():
+                raise ImageError(f"{name}: not a file")
+            size = path.stat().st_size
+        except OSError as e:  # a name the system refuses (too long, ...)
+            raise ImageError(f"{name[:80]}: cannot open ({e.strerror or e})") from e
         if size > MAX_FILE_BYTES:
             raise ImageTooLargeError(f"{name}: file too large ({size:,} bytes; limit {MAX_FILE_BYTES:,})")
         try:
@@ -97,7 +109,7 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
         if len(data) > MAX_FILE_BYTES:
             raise ImageTooLargeError(f"{name}: file too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
     elif hasattr(source, "read"):
-        data = source.read(MAX_FILE_BYTES + 1)
+        data = _read_file_object(source, name)
         if not isinstance(data, bytes):
             raise ImageError(f"{name}: the file object must be opened in binary mode")
         if len(data) > MAX_FILE_BYTES:
@@ -114,8 +126,21 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
         msg = str(e) or type(e).__name__
         hint = "truncated" if "truncat" in msg.lower() or isinstance(e, EOFError) else "corrupt"
         raise ImageError(f"{name}: cannot decode: the image file is {hint} ({msg})") from e
+    return _upright(im)
+
+
+def _read_file_object(f, name: str):
+    """Up to MAX_FILE_BYTES + 1 bytes of a file object (str from a text-mode one)."""
     try:
-        if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: phones store photos rotated
+        return f.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as e:  # closed, not readable
+        raise ImageError(f"{name}: cannot read the file object ({e})") from e
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says (phones store photos rotated)."""
+    try:
+        if im.getexif().get(0x0112, 1) != 1:
             return ImageOps.exif_transpose(im) or im
     except Exception:  # a broken EXIF block must not lose an otherwise good image
         pass
@@ -167,11 +192,12 @@ def _planes(image: Image.Image, side: int, fast: bool) -> tuple[np.ndarray, np.n
     im = image
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "L")
-    elif im.mode.startswith("I;16") or im.mode == "I":
-        a = np.asarray(im).astype(np.float32)
-        hi = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
-        im = Image.fromarray(np.clip(a / hi, 0, 1) * 255.0, "F")
-    elif im.mode not in ("L", "LA", "RGB", "RGBA", "F"):
+    elif im.mode.startswith("I;16") or im.mode in ("I", "F"):  # as arrays are: see _white
+        a = np.nan_to_num(np.asarray(im).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        im = Image.fromarray(np.clip(a / _white(float(a.max())), 0, 1) * 255.0, "F")
+    elif im.mode == "La":  # premultiplied alpha: PIL converts it to LA only
+        im = im.convert("LA")
+    elif im.mode not in ("L", "LA", "RGB", "RGBA"):
         im = im.convert("RGBA" if "A" in im.mode else "L")
     alpha = None
     if im.mode in ("LA", "RGBA"):
@@ -319,7 +345,10 @@ def preprocess(source) -> np.ndarray | None:
     processed again, so the digit is not normalized from a handful of pixels.
     """
     if hasattr(source, "read") and not isinstance(source, Image.Image):
-        source = source.read(MAX_FILE_BYTES + 1)  # bytes, so a small digit can be decoded again
+        name = _describe(source)
+        source = _read_file_object(source, name)  # bytes, so a small digit can be decoded again
+        if not isinstance(source, bytes):
+            raise ImageError(f"{name}: the file object must be opened in binary mode")
     reloadable = isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike))
     image = load_image(source, draft_side=WORK_SIDE)
     ink = to_ink(image, fast=True)

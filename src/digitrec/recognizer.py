@@ -16,6 +16,7 @@ evaluation live elsewhere.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,13 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"   # one digit: predict, serve, the drawing page
 OCR_MODEL = ASSETS / "ocr.onnx"           # OCR's reader (assets/ocr.json says what it is)
 CHUNK = 1024  # images per ONNX Runtime call in predict_normalized
+
+
+def is_checkpoint(path) -> bool:
+    """Whether a model file is a training checkpoint (`.pt`, any case; torch.save writes a zip archive)
+    rather than an ONNX export (protobuf), whatever its name ends with."""
+    p = Path(path)
+    return p.suffix.lower() == ".pt" or (p.is_file() and zipfile.is_zipfile(p))
 
 
 @dataclass
@@ -55,7 +63,8 @@ class Prediction:
 
 def _as_normalized(x) -> np.ndarray | None:
     """A 28×28 array (floats in [0,1], or 0-255 grey levels, ink high) taken as MNIST-normalized, else None."""
-    if isinstance(x, np.ndarray) and x.shape == (28, 28):
+    if isinstance(x, np.ndarray) and x.shape in ((28, 28), (28, 28, 1)):
+        x = x.reshape(28, 28)
         a = x.astype(np.float32)
         if not np.isfinite(a).all():
             raise ImageError("the 28×28 array holds NaN or infinite values")
@@ -111,7 +120,7 @@ class Recognizer:
             hint = (" (a bundled model is missing; reinstall digitrec or regenerate it with "
                     "`make default-model`)" if path in (DEFAULT_MODEL, OCR_MODEL) else "")
             raise DigitrecError(f"model not found: {path}{hint}")
-        if path.suffix == ".pt":
+        if is_checkpoint(path):
             from .export import onnx_bytes
 
             data = onnx_bytes(path)
@@ -123,12 +132,16 @@ class Recognizer:
     def predict_normalized(self, batch) -> np.ndarray:
         """N×28×28 (or N×1×28×28) float32 in [0, 1], MNIST form -> N×10 calibrated probabilities."""
         x = np.asarray(batch, dtype=np.float32)
+        if x.size == 0:
+            return np.zeros((0, 10), np.float32)
         if x.ndim == 3:
             x = x[:, None]
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
             raise DigitrecError(f"predict_normalized needs N×28×28 images, got shape {np.shape(batch)}")
-        if len(x) == 0:
-            return np.zeros((0, 10), np.float32)
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise DigitrecError("predict_normalized needs values in [0, 1] (MNIST form; divide 0-255 levels "
+                                f"by 255), got {np.nanmin(x):g} to {np.nanmax(x):g}" if np.isfinite(x).any()
+                                else "predict_normalized got NaN or infinite values")
         x = np.ascontiguousarray(x)
         parts = [self.session.run(["probs"], {"pixels": x[i:i + CHUNK]})[0] for i in range(0, len(x), CHUNK)]
         return np.concatenate(parts)
@@ -160,12 +173,14 @@ class Recognizer:
 
     def predict_batch(self, items) -> list[Prediction]:
         """Predictions for many inputs, one network call; the first bad image raises ImageError."""
+        if isinstance(items, (str, bytes, Path)):  # one input, not a list of its characters
+            raise DigitrecError("predict_batch takes a list of inputs; use predict for one")
         return self.predictions([self.normalize(x) for x in items])
 
     def ocr_reader(self) -> "Recognizer":
         """The recognizer OCR reads with: the bundled OCR model if this is the bundled default
         (loaded once, on first use), else this one."""
-        if self.source != str(DEFAULT_MODEL):
+        if Path(self.source).resolve() != DEFAULT_MODEL.resolve():  # also when named by another path
             return self
         if self._ocr is None:
             self._ocr = Recognizer.load(OCR_MODEL, self.min_confidence, self.threads)

@@ -254,6 +254,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
                                 f"resume it with --epochs {saved.epochs}")
         cfg = replace(saved, epochs=cfg.epochs)
         log(f"resuming {out} after epoch {state['epoch']} of {cfg.epochs}")
+    elif out.exists() and not out.is_dir():
+        raise DigitrecError(f"{out} is a file; --out names the run's folder")
     elif (out / "last.pt").exists():
         raise DigitrecError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     cfg.check()
