@@ -1,6 +1,7 @@
 """Cross-dataset evaluation on a slice: the matrix agrees with `evaluate`, and its files are written."""
 
 import json
+import os
 import shutil
 
 from digitrec import crosseval
@@ -67,3 +68,5 @@ def test_a_model_trained_on_a_pool_is_scored_on_its_held_out_fifth_only(tiny_run
     assert [r["n_test"][str(path)] for r in result["models"]] == [100, 500]  # tiny never trained on it
     assert abs(result["models"][0]["accuracy"][str(path)] - ev.metrics["test_accuracy"]) < 1e-9
     assert not torch.equal(held_out.images, datasets.load(str(path))["test"].images[:100])
+    other_spelling = os.path.relpath(path)  # the same file named another way
+    assert evaluate_checkpoint(best, other_spelling).metrics["n_test"] == 100

@@ -720,6 +720,11 @@ def test_cli_ocr_reads_folders_and_globs_as_predict_does(glyphs, tmp_path, capsy
     assert capsys.readouterr().out == f"{tmp_path / 'scans' / 'n.png'}: 2580\n"
     assert main(["ocr", str(tmp_path / "none*.png")]) == 1
     assert "no files match this pattern" in capsys.readouterr().err
+    one = tmp_path / "scans" / "n.png"
+    assert main(["ocr", str(one), "--overlay", str(overlays)]) == 0  # an existing folder: the overlay goes in it
+    assert (overlays / "n.ocr.png").is_file() and capsys.readouterr().out == "2580\n"
+    assert main(["ocr", str(one), "--overlay", str(tmp_path / "drawn_without_suffix")]) == 2
+    assert "name the image file to write" in capsys.readouterr().err
 
 
 def test_bench_generator_is_deterministic_and_scored(mnist_test):

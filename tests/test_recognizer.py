@@ -221,6 +221,11 @@ def test_predict_cli_exit_codes_and_table(images):
     bad_model = run_cli("predict", str(images), "--model", str(images / "none.onnx"))
     assert bad_model.returncode == 2 and "model not found" in bad_model.stderr
     assert "Traceback" not in bad_model.stderr
+    from digitrec.predict import expand
+
+    one = images / "digit0_7.png"
+    same = [str(one), str(images / "." / "digit0_7.png"), str(images / "digit0_*.png")]
+    assert expand(same) == [(str(one), None)]  # one file, however it is named: listed once
     no_threads = run_cli("predict", str(images), "--threads", "0")
     assert no_threads.returncode == 2 and "--threads must be at least 1; got 0" in no_threads.stderr
 

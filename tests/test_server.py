@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 import threading
 import time
@@ -383,3 +384,21 @@ def test_serve_cli_rejects_bad_arguments(capsys):
     assert "--workers" in capsys.readouterr().err
     assert main(["serve", "--model", "/nonexistent/model.onnx"]) == 2
     assert "model not found" in capsys.readouterr().err
+
+
+def test_serve_without_model_serves_the_bundled_one_whatever_the_shell_says(monkeypatch, tiny_onnx):
+    """`digitrec serve` with no --model passes its workers the bundled model, not a DIGITREC_MODEL
+    left in the caller's environment (that variable is for `uvicorn --factory` deployments)."""
+    import uvicorn
+
+    from digitrec import server
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.update(model=os.environ.get("DIGITREC_MODEL")))
+    for name in ("DIGITREC_MAX_BODY_BYTES", "DIGITREC_MAX_PIXELS", "DIGITREC_TIMEOUT_S", "DIGITREC_CORS_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)  # serve() sets them: restored after the test
+    monkeypatch.setenv("DIGITREC_MODEL", str(tiny_onnx))
+    server.serve(port=8999)
+    assert seen == {"model": None}
+    server.serve(port=8999, model=tiny_onnx)
+    assert seen == {"model": str(tiny_onnx.resolve())}

@@ -57,24 +57,50 @@ def test_resume_continues_to_the_same_result(tmp_path):
     assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
 
 
+def ctrl_c_in_epoch_2(monkeypatch):
+    """The user presses Ctrl-C during the second epoch (once: a resumed run goes on)."""
+    import digitrec.train as T
+
+    real, calls = T.train_epoch, {"n": 0}
+
+    def interrupted_once(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "train_epoch", interrupted_once)
+
+
+def test_cli_resume_finishes_the_run_as_it_was_started(tmp_path, monkeypatch):
+    """`digitrec train --resume --out RUN` after Ctrl-C: the run's own epochs and --limit, in training and
+    in its report, not the command line's defaults."""
+    from digitrec.cli import main
+
+    ctrl_c_in_epoch_2(monkeypatch)
+    run = tmp_path / "run"
+    assert main(["train", "--limit", "1000", "--epochs", "2", "--val-split", "200", "--out", str(run)]) == 130
+    assert main(["train", "--resume", "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    assert [row["epoch"] for row in json.loads((run / "history.json").read_text())] == [1, 2]
+    assert json.loads((run / "metrics.json").read_text())["n_test"] == 1000  # the run's --limit
+
+
+def test_unknown_data_leaves_no_run_folder(tmp_path):
+    from digitrec.cli import main
+
+    for args in (["--dataset", "nope"], ["--train-on", "mnist,usps:abc"]):
+        assert main(["train", *args, "--out", str(tmp_path / "run")]) == 2
+        assert not (tmp_path / "run").exists()
+
+
 def test_existing_run_is_not_overwritten(tiny_run):
     with pytest.raises(DigitrecError, match="--resume"):
         fit(TrainConfig(limit=100, epochs=1), tiny_run, **QUIET)
 
 
 def test_interrupt_leaves_last_complete_checkpoint(tmp_path, monkeypatch):
-    import digitrec.train as T
-
-    calls = {"n": 0}
-    real = T.train_epoch
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(T, "train_epoch", flaky)
+    ctrl_c_in_epoch_2(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         fit(TrainConfig(limit=1000, epochs=3, val_split=200), tmp_path, **QUIET)
     assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 1

@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from .errors import DigitrecError
@@ -75,11 +75,17 @@ def _config_from_args(args):
 def cmd_train(args) -> int:
     from .train import fit, new_run_dir
 
+    from .config import TrainConfig
+
     cfg = _config_from_args(args)
     if args.resume and not args.out:
         raise DigitrecError("--resume needs --out RUN_DIR, the run to continue")
+    saved = Path(args.out or "") / "config.json"
+    if args.resume and args.epochs is None and saved.is_file():  # the run's own length, unless --epochs says
+        cfg = replace(cfg, epochs=json.loads(saved.read_text())["epochs"])
     out = Path(args.out) if args.out else new_run_dir("runs", cfg.model)
     best = fit(cfg, out, resume=args.resume)
+    cfg = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))  # as trained (resumed: as saved)
     if not args.no_report:
         from .datasets import parse_mixture
 

@@ -123,6 +123,15 @@ def _pool_parts(pool: Split, seed: int) -> tuple[Split, Split]:
     return pool.subset(tr), pool.subset(te)
 
 
+def _same_source(a: str, b: str) -> bool:
+    """Whether two dataset names are the same data: equal, or paths to the same folder or file
+    (`mine`, `mine/` and `/abs/mine` alike)."""
+    if a == b:
+        return True
+    pa, pb = Path(a), Path(b)
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
 def test_set(name: str, data: dict[str, Split], config: dict) -> Split:
     """The test images of dataset `name` (`data`, as `load` gave it) for the model trained with `config`
     (its TrainConfig as a dict): the dataset's test part; for a pool (folder, CSV), the fifth that
@@ -130,7 +139,7 @@ def test_set(name: str, data: dict[str, Split], config: dict) -> Split:
     whole pool."""
     train, test = data["train"], data["test"]
     trained_on = [n for n, _ in parse_mixture(config.get("train_on") or config.get("dataset") or "mnist")]
-    if train is test and name in trained_on:
+    if train is test and any(_same_source(name, n) for n in trained_on):
         return _pool_parts(train, int(config.get("seed", 0)))[1]
     return test
 

@@ -678,8 +678,11 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
     recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
     files = expand(images)
     single = len(images) == 1 and [f for f, _ in files] == images  # a file named as it is, not a folder's
-    if overlay and not single:
+    into_folder = overlay and (not single or Path(overlay).is_dir())  # one overlay per image, in that folder
+    if into_folder:
         Path(overlay).mkdir(parents=True, exist_ok=True)
+    elif overlay and Path(overlay).suffix.lower() not in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}:
+        raise DigitrecError(f"--overlay {overlay}: name the image file to write (.png, .jpg, ...) or a folder")
     results, failed, used = [], 0, set()
     for path, error in files:
         try:
@@ -693,7 +696,7 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
             continue
         if overlay:
             target = Path(overlay)
-            if not single:  # one overlay per image in the folder, never two with the same name
+            if into_folder:  # never two overlays with the same name
                 target = target / unique_name(path, ".ocr.png", used)
             draw_overlay(path, result).save(target)
         results.append(result.to_dict())

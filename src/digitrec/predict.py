@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def expand(inputs: list[str]) -> list[tuple[str, str | None]]:
         else:
             out.append((item, "no such file"))
     seen: set[str] = set()
-    return [e for e in out if not (e[0] in seen or seen.add(e[0]))]  # each file once, first place kept
+    key = lambda e: os.path.realpath(e[0]) if e[1] is None else e[0]  # noqa: E731  (a.png, ./a.png: one file)
+    return [e for e in out if not (key(e) in seen or seen.add(key(e)))]  # each file once, first place kept
 
 
 def unique_name(path: str, suffix: str, used: set[str]) -> str:

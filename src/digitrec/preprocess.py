@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -160,8 +161,11 @@ def open_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageTooLargeError(f"{name}: image too large; refused as a possible decompression bomb ({e})") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # PIL's own, larger limit
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        declared = f"{int(found.group(1)):,} pixels" if found else "more pixels than PIL allows"
+        raise ImageTooLargeError(f"{name}: image too large: {declared} declared (limit {max_pixels:,}); "
+                                 "refused as a possible decompression bomb") from e
     except UnidentifiedImageError as e:
         kind = "text, not an image" if _looks_like_text(data) else "not a recognized image format"
         raise ImageError(f"{name}: cannot decode: {kind} "

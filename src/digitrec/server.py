@@ -439,6 +439,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, model=None, workers: int = 
     Recognizer.load(model)  # fail here, with a clear message, rather than in every worker's start-up
     if model is not None:
         os.environ["DIGITREC_MODEL"] = str(Path(model).resolve())
+    else:  # the bundled model, as asked: not one a DIGITREC_MODEL of the caller's shell names
+        os.environ.pop("DIGITREC_MODEL", None)
     os.environ["DIGITREC_MAX_BODY_BYTES"] = str(limits.max_body_bytes)
     os.environ["DIGITREC_MAX_PIXELS"] = str(limits.max_pixels)
     os.environ["DIGITREC_TIMEOUT_S"] = str(limits.timeout_s)

@@ -261,12 +261,11 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
     cfg.check()
     if cfg.teacher:  # the config records the teachers themselves, not a glob that may match others later
         cfg = replace(cfg, teacher=",".join(teacher_paths(cfg.teacher)))
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.json")
-
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
     data = datasets.prepare(cfg.train_on or cfg.dataset, cfg.data_dir, cfg.val_split, cfg.limit, cfg.seed)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data is there: a bad name leaves nothing behind
+    cfg.save(out / "config.json")
     x_train = to_input(data["train"].images, cfg.input_mean, cfg.input_std)
     x_val = to_input(data["val"].images, cfg.input_mean, cfg.input_std)
     y_train, y_val = data["train"].labels, data["val"].labels
