@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 
+import pytest
+
 from digitrec import crosseval
 from digitrec.cli import main
 from digitrec.evaluation import evaluate_checkpoint
@@ -70,3 +72,10 @@ def test_a_model_trained_on_a_pool_is_scored_on_its_held_out_fifth_only(tiny_run
     assert not torch.equal(held_out.images, datasets.load(str(path))["test"].images[:100])
     other_spelling = os.path.relpath(path)  # the same file named another way
     assert evaluate_checkpoint(best, other_spelling).metrics["n_test"] == 100
+    from digitrec.ensemble import evaluate_ensemble
+    from digitrec.errors import DigitrecError
+
+    assert evaluate_ensemble([best, best], str(path)).metrics["n_test"] == 100
+    other = fit(resolve("fast", dataset=str(path), val_split=50, seed=4), tmp_path / "run4", log=lambda *_: None)
+    with pytest.raises(DigitrecError, match="with different seeds"):
+        evaluate_ensemble([best, other], str(path))

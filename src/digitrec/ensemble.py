@@ -72,7 +72,12 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
     if isinstance(paths, (str, os.PathLike)) or not paths:
         raise DigitrecError(f"an ensemble needs a list of model files, got {paths!r}")
     members = [load_scorer(p) for p in paths]
-    test = datasets.load(dataset, data_dir)["test"].head(limit)
+    data = datasets.load(dataset, data_dir)
+    tests = [datasets.test_set(dataset, data, info.get("config", {})) for _, info in members]
+    if any(len(t) != len(tests[0]) or not torch.equal(t.images, tests[0].images) for t in tests):
+        raise DigitrecError(f"the members trained on {dataset} with different seeds, so each held out other "
+                            "images of it: no test image is unseen by all of them; score them on another test set")
+    test = tests[0].head(limit)
     probs = combine([member_probs(probs_of, test.images, tta) for probs_of, _ in members],
                     [rejects(info) for _, info in members]).numpy()
     labels = test.labels.numpy()
