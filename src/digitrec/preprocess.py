@@ -37,6 +37,8 @@ SIZE = 28                    # MNIST: the field
 CENTRE = 14.0                # MNIST: where the centre of mass lands (measured on MNIST train: 14.00 ± 0.29)
 SMALL_DIGIT = 32             # a digit spanning fewer working pixels than this is re-cut at full size
 MIN_CONTRAST = 0.12          # below this ink contrast (0-1 scale) the image is blank
+EDGE = 0.12                  # a border this thin (share of the smaller side) may be a frame, not the paper
+PURE = 0.8                   # ... when a ring of pixels inside it is this much the image's background
 
 
 def _describe(source) -> str:
@@ -270,10 +272,7 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
         stroke_light = float(gray[opaque].mean()) > 0.5 if opaque.any() else False
         gray = gray * alpha + (0.0 if stroke_light else 1.0) * (1.0 - alpha)
     step = max(1, min(gray.shape) // 64)  # statistics on a subsample: fast and as good
-    # the background is what the border mostly shows (robust even when the digit fills the frame)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    med, lo, hi = float(np.median(border)), float(gray.min()), float(gray.max())
-    ink = (1.0 - gray) if med > (lo + hi) / 2 else gray.copy()
+    ink = (1.0 - gray) if _light_background(gray) else gray.copy()
     if min(ink.shape) >= 16:
         ink -= _block_min_background(ink, step)
     else:
@@ -295,6 +294,27 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
     ink[~_dilate3(keep[labels])] = 0.0
     ink[ink < 0.1] = 0.0
     return ink
+
+
+def _light_background(gray: np.ndarray) -> bool:
+    """Whether the paper is light (dark ink on it). The background is what the border mostly shows,
+    which holds even when a fat digit fills most of the frame; but a thin edge (the printed frame
+    of a form field cropped at its box, a grid line of squared paper, a strip of desk around a
+    photographed sheet) can hide the paper there. So when the border disagrees with most of the
+    image, and a ring of pixels just inside it (within EDGE of the smaller side) is almost all
+    (PURE) on the image's side, that ring is the paper; a fat digit's strokes never fill one."""
+    mid = (float(gray.min()) + float(gray.max())) / 2
+
+    def light_share(d: int) -> float:  # of the ring of pixels d inside the border
+        g = gray[d:gray.shape[0] - d, d:gray.shape[1] - d]
+        return float(np.mean(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]) > mid))
+
+    border, image = light_share(0) > 0.5, float(np.median(gray[::2, ::2])) > mid
+    if border == image:
+        return border
+    depth = min(max(1, round(EDGE * min(gray.shape))), (min(gray.shape) - 1) // 2)
+    pure = (lambda d: light_share(d) >= PURE) if image else (lambda d: light_share(d) <= 1 - PURE)
+    return image if any(pure(d) for d in range(1, depth + 1)) else border
 
 
 def _box3(a: np.ndarray) -> np.ndarray:
