@@ -236,6 +236,28 @@ def test_upload_an_image(page, tmp_path):
     assert "not an image" in page.inner_text("#error")
 
 
+def test_no_old_answer_outlives_a_clear_an_upload_or_an_error(page):
+    """Escape right after the pen lifts (the pad has the focus once drawn on), an upload after a
+    drawing, a failed upload: each leaves no earlier answer on screen. A tap is too small to read."""
+    draw(page, DIGITS["7"])
+    page.keyboard.press("Escape")                   # no click on the pad first: drawing gave it the focus
+    page.wait_for_timeout(1500)                     # longer than any answer in flight takes
+    s = shown(page)
+    assert s["status"] == "empty" and s["label"] == "" and max(s["widths"]) == 0 and s["seenInk"] == 0, s
+    draw(page, DIGITS["1"])
+    page.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
+    page.wait_for_selector("#error:not([hidden])", timeout=10_000)
+    page.wait_for_timeout(1000)
+    s = shown(page)
+    assert s["status"] == "empty" and s["label"] == "" and max(s["widths"]) == 0, s  # not the drawing's 1
+    assert page.evaluate("""() => { const c = document.querySelector('#pad');  // the drawing went with it
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < d.length; i += 4) if (d[i] < 128) return false; return true; }""")
+    draw(page, [[(0.5, 0.5), (0.51, 0.5)]])          # a tap
+    page.wait_for_function("() => document.querySelector('#result').textContent === 'Too small'", timeout=5_000)
+    assert shown(page)["label"] == ""
+
+
 def test_phone_sized_screen(browser, server, artifacts):
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True,
                               device_scale_factor=2)
@@ -279,6 +301,11 @@ def test_write_a_number_and_read_it(number_page, artifacts):
     pg.focus("#sheet")
     pg.keyboard.press("Escape")
     assert read_shown(pg)["status"] == "empty"
+    draw_number(pg, "70")
+    pg.keyboard.press("Escape")                     # at once, before the reading is sent or answered
+    pg.wait_for_timeout(1500)
+    s = read_shown(pg)
+    assert s["status"] == "empty" and s["digits"] == [] and s["boxInk"] == 0, s
 
 
 def _photo_of_lines(lines: list[str], cell: int = 120) -> Image.Image:
@@ -303,6 +330,7 @@ def test_upload_a_photo_of_two_lines(number_page, tmp_path):
     pg.wait_for_function(READ, timeout=15_000)
     s = read_shown(pg)
     assert s["text"] == "170\n71" and s["digits"] == list("17071"), s
+    assert pg.locator("#digits li.line-break").count() == 1          # the second line's digits on a row of their own
     assert s["boxInk"] > 1000                                     # boxes land on the photo shown in the sheet
     pg.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
     pg.wait_for_selector("#error:not([hidden])", timeout=10_000)

@@ -32,13 +32,22 @@ function schedule() {
   timer = setTimeout(predictNow, DEBOUNCE_MS);
 }
 
+// a tap or a dot: too small for the model to tell what it is (it would call it a sure 0)
+const MIN_EXTENT = canvas.width / 10;
+
 function predictNow() {
   clearTimeout(timer);
   if (!pad.inked) return;
-  canvas.toBlob((blob) => send(blob, "drawing.png"), "image/png");
+  if (pad.extent < MIN_EXTENT) {
+    send.forget();
+    resetResult("Too small", "Draw the digit bigger: most of the box high.");
+    return;
+  }
+  pad.snapshot((blob) => send(blob, "drawing.png"));
 }
 
 function showError(message) {
+  resetResult("Not read", "");           // nothing of an earlier answer stays on screen
   errorBox.textContent = message;
   errorBox.hidden = false;
 }
@@ -88,10 +97,14 @@ function clear() {
   send.forget();                         // answers still in flight are not shown
   clearTimeout(timer);
   pad.clear();
+  resetResult("Draw a digit", "");
+}
+
+function resetResult(title, hint) {
   result.dataset.status = "empty";
   result.dataset.label = "";
-  result.textContent = "Draw a digit";
-  detail.textContent = "";
+  result.textContent = title;
+  detail.textContent = hint;
   errorBox.hidden = true;
   for (let d = 0; d < 10; d++) {
     const li = document.getElementById("bar-" + d);
@@ -108,7 +121,8 @@ document.getElementById("clear").addEventListener("click", clear);
 document.getElementById("upload").addEventListener("change", (e) => {
   const file = e.target.files[0];
   if (!file) return;
-  pad.inked = false;                     // the canvas no longer holds the input
+  clear();                               // the drawing is not the input any more, nor its answer
+  resetResult("Reading…", "");
   send(file, file.name);
   e.target.value = "";
 });

@@ -24,17 +24,25 @@ function schedule() {
 
 function read(blob, name) {
   text.dataset.status = "reading";
+  text.textContent = "Reading…";
   send(blob, name);
 }
 
 function readNow() {
   clearTimeout(timer);
   if (!pad.inked) return;
+  if (pad.extent < sheet.height / 12) {  // a tap or a dot is no digit (it would be read as a 0)
+    send.forget();
+    text.dataset.status = "none";
+    text.textContent = "Too small: write the digits bigger";
+    return;
+  }
   place = { x: 0, y: 0, scale: 1 };
-  sheet.toBlob((blob) => read(blob, "writing.png"), "image/png");
+  pad.snapshot((blob) => read(blob, "writing.png"));
 }
 
 function showError(message) {
+  clearResult();
   text.dataset.status = "error";
   text.dataset.text = "";
   text.textContent = "Not read";
@@ -48,8 +56,8 @@ function show(r) {
   text.dataset.status = all.length ? (all.some((d) => d.label === "?") ? "unsure" : "ok") : "none";
   text.dataset.text = r.text;
   text.textContent = all.length ? r.text : "No digits found";
-  boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
-  digits.replaceChildren();
+  clearResult();
+  r.lines.slice(1).forEach((line) => { line.digits[0].newLine = true; });  // each line on its own row
   boxes.lineWidth = 3;
   boxes.font = "bold 26px system-ui, sans-serif";
   boxes.textBaseline = "bottom";
@@ -60,6 +68,12 @@ function show(r) {
     boxes.strokeStyle = boxes.fillStyle = colour;
     boxes.strokeRect(x, y, x1 - x0, y1 - y0);
     boxes.fillText(d.label, x + 2, Math.max(28, y - 2));
+    if (d.newLine) {
+      const br = document.createElement("li");
+      br.className = "line-break";
+      br.setAttribute("aria-hidden", "true");
+      digits.appendChild(br);
+    }
     const li = document.createElement("li");
     const pct = Math.round(100 * d.confidence);
     li.className = d.label === "?" ? "unsure" : "";
@@ -70,12 +84,16 @@ function show(r) {
   }
 }
 
+function clearResult() {
+  boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
+  digits.replaceChildren();
+}
+
 function clear() {
   send.forget();                         // answers still in flight are not shown
   clearTimeout(timer);
   pad.clear();
-  boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
-  digits.replaceChildren();
+  clearResult();
   text.dataset.status = "empty";
   text.dataset.text = "";
   text.textContent = "Write a number";

@@ -41,7 +41,10 @@ function latestOnly(url, show, showError) {
 function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
   const ctx = canvas.getContext("2d");
   let drawing = false, last = null;
-  const pad = { canvas, ctx, inked: false };
+  // `version` changes on every clear, so a snapshot taken before it is not sent after it;
+  // `extent` is the longest side of the box around the pen's path (0 for a tap)
+  const pad = { canvas, ctx, inked: false, version: 0, extent: 0 };
+  let box = null;
 
   pad.clear = () => {
     ctx.fillStyle = "#fff";
@@ -50,7 +53,22 @@ function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
     ctx.lineWidth = stroke;
     ctx.lineCap = ctx.lineJoin = "round";
     pad.inked = false;
+    pad.version++;
+    pad.extent = 0;
+    box = null;
   };
+
+  // snapshot(send): the canvas as a PNG to send(blob), unless the pad is cleared meanwhile
+  pad.snapshot = (send) => {
+    const v = pad.version;
+    canvas.toBlob((blob) => { if (v === pad.version) send(blob); }, "image/png");
+  };
+
+  function grow(p) {
+    box = box ? { x0: Math.min(box.x0, p.x), y0: Math.min(box.y0, p.y), x1: Math.max(box.x1, p.x),
+                  y1: Math.max(box.y1, p.y) } : { x0: p.x, y0: p.y, x1: p.x, y1: p.y };
+    pad.extent = Math.max(box.x1 - box.x0, box.y1 - box.y0);
+  }
 
   function point(e) {
     const r = canvas.getBoundingClientRect();
@@ -60,9 +78,11 @@ function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
   canvas.addEventListener("pointerdown", (e) => {
     if (e.button !== 0 && e.pointerType === "mouse") return;
     e.preventDefault();
+    canvas.focus({ preventScroll: true });   // so Delete or Escape clears what was just drawn
     canvas.setPointerCapture(e.pointerId);
     drawing = pad.inked = true;
     last = point(e);
+    grow(last);
     ctx.beginPath();
     ctx.arc(last.x, last.y, stroke / 2, 0, 2 * Math.PI);
     ctx.fill();
@@ -79,6 +99,7 @@ function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
       ctx.lineTo(p.x, p.y);
       ctx.stroke();
       last = p;
+      grow(p);
     }
     onDraw();
   });
