@@ -7,6 +7,7 @@ segmentation's, not the classifier's. They are pinned by index, so a new reader 
 the same digits as the old one.
 """
 
+import io
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from scipy import ndimage
 
 from digitrec import ocr, ocrbench, ruling
 from digitrec.cli import main
+from digitrec.errors import ImageError
 from digitrec.preprocess import normalize_digit
 from digitrec.recognizer import Recognizer
 
@@ -132,6 +134,18 @@ def test_dark_lines_or_a_desk_along_the_image_edges_are_not_the_paper(recognizer
     image = paper(ink)
     assert np.median(np.concatenate([np.asarray(image)[0], np.asarray(image)[:, 0]])) < 128  # a dark border
     assert ocr.read(recognizer, image).text == "52816"
+
+
+def test_a_grainy_blank_is_refused_not_read_for_minutes(recognizer, monkeypatch):
+    """Photo grain on an empty field makes thousands of marks, each a possible digit: past
+    MAX_CANDIDATES the image is refused (it took 4-5 minutes to read before), as a page is."""
+    rng = np.random.default_rng(0)
+    grain = ndimage.gaussian_filter(rng.normal(0, 30, (300, 400)), 1.2) * 5 + 200
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(grain, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=40)
+    monkeypatch.setattr(ocr, "MAX_CANDIDATES", 500)  # the same refusal, sooner (the test is quick)
+    with pytest.raises(ImageError, match="more than 500 possible digits"):
+        ocr.read(recognizer, buf.getvalue())
 
 
 def test_separated_line(recognizer, glyphs):

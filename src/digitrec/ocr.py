@@ -79,6 +79,7 @@ CUT = 0.5                # cost of each cut through a component: splitting must 
 DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
 MAX_MARKS = 1500         # more separate marks than this is not a few lines of digits (and too slow)
+MAX_CANDIDATES = 5000    # ... nor more possible digits than this in one image (10-digit numbers: under 450)
 LEAN = 0.1               # cost of a diagonal step of a cut, against 1 per pixel of ink crossed
 LEVEL_MIN = 8.0          # writing that runs at least this many degrees off horizontal is turned level
                          # (level lines of training digits read 4-8 degrees 15 times in 3,000; 8+: twice)
@@ -346,8 +347,10 @@ def _candidate(line: list[Comp], atoms: list[_Atom], first: int, last: int,
     return _Candidate(first, last, (int(x0), int(y0), int(x0 + w), int(y0 + h)), crop, penalty, mask)
 
 
-def _plan_line(line: list[Comp], small: set[int], ink: np.ndarray, h_line: float, flagged: set[int]):
-    """Atoms of a line and every candidate digit made of neighbouring atoms."""
+def _plan_line(line: list[Comp], small: set[int], ink: np.ndarray, h_line: float, flagged: set[int],
+               budget: list[int]):
+    """Atoms of a line and every candidate digit made of neighbouring atoms (`budget`: how many
+    more candidates the image may have, spent here)."""
     line = sorted(line, key=lambda c: c.cx)
     small = {id(c) for c in line if id(c) in small}
     atoms: list[_Atom] = []
@@ -368,6 +371,12 @@ def _plan_line(line: list[Comp], small: set[int], ink: np.ndarray, h_line: float
                 break  # a longer run is only wider
             if last - first >= RUN and not (atoms[first].left is None and atoms[last].right is None):
                 continue  # long runs only as whole components (a digit broken in two, each piece cut up)
+            budget[0] -= 1
+            if budget[0] < 0:  # grain, a texture or a page of text: reading it would take minutes
+                from .errors import ImageError
+
+                raise ImageError(f"the image holds more than {MAX_CANDIDATES:,} possible digits; OCR reads a "
+                                 "few lines of handwritten digits, not a texture, a grainy blank or a page of text")
             cand = _candidate(line, atoms, first, last, ink, h_line, small)
             if cand is None:
                 continue
@@ -588,7 +597,8 @@ def segment(recognizer, ink: np.ndarray):
         top = float(np.median([c.y0 for c in body]))
         small_ids -= {id(c) for c in line if id(c) in small_ids and _flat_digit(c, body, top, heights[-1])}
     flagged = _not_one_digit(recognizer, lines, heights, small_ids, ink)
-    return ink, scale, [_plan_line(line, small_ids, ink, h, flagged) for line, h in zip(lines, heights)]
+    budget = [MAX_CANDIDATES]
+    return ink, scale, [_plan_line(line, small_ids, ink, h, flagged, budget) for line, h in zip(lines, heights)]
 
 
 def read(recognizer, image, path: str | None = None) -> OcrResult:
