@@ -73,9 +73,8 @@ def _config_from_args(args):
 
 
 def cmd_train(args) -> int:
-    from .train import fit, new_run_dir
-
     from .config import TrainConfig
+    from .train import fit, new_run_dir
 
     cfg = _config_from_args(args)
     if args.resume and not args.out:

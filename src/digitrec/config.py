@@ -19,6 +19,18 @@ SCHEDULES = ("constant", "onecycle", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
 
 
+def whole(v) -> bool:
+    """Whether v is a whole number (an int, not a bool)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_ranges(rules) -> None:
+    """rules: (flag, value, ok, allowed) for each setting; DigitrecError for the first not ok."""
+    for flag, value, ok, allowed in rules:
+        if not ok:
+            raise DigitrecError(f"{flag} must be {allowed}; got {value}")
+
+
 @dataclass
 class TrainConfig:
     model: str = "paper_cnn"      # name in the model registry (models.REGISTRY)
@@ -73,19 +85,23 @@ class TrainConfig:
         """Raise DigitrecError naming the first setting out of its range (as its CLI flag); else self."""
         from .models import REGISTRY
 
-        for f in dataclasses.fields(self):  # the Python API may pass anything: 1.5 epochs, an infinite lr
-            v, flag = getattr(self, f.name), "--" + f.name.replace("_", "-")
-            if f.type == "int" and (not isinstance(v, int) or isinstance(v, bool)):
-                raise DigitrecError(f"{flag} must be a whole number; got {v!r}")
-            if f.type == "float" and (not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)):
-                raise DigitrecError(f"{flag} must be a finite number; got {v!r}")
+        flag = {f.name: "--" + f.name.replace("_", "-") for f in dataclasses.fields(self)}
+        kinds = []  # the Python API may pass anything: 1.5 epochs, an infinite lr, a string
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type == "int":
+                kinds.append((flag[f.name], repr(v), whole(v), "a whole number"))
+            elif f.type == "float":
+                kinds.append((flag[f.name], repr(v), (whole(v) or isinstance(v, float)) and math.isfinite(v),
+                              "a finite number"))
+        check_ranges(kinds)
         if self.model not in REGISTRY:
             raise DigitrecError(f"unknown model {self.model!r}; known: {', '.join(REGISTRY)}")
         if self.schedule not in SCHEDULES:
             raise DigitrecError(f"unknown schedule {self.schedule!r}; known: {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
             raise DigitrecError(f"unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
-        rules = [
+        rules = [  # (field, ok, allowed range)
             ("epochs", self.epochs >= 1, "at least 1"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
             ("lr", self.lr > 0, "above 0"),
@@ -114,9 +130,7 @@ class TrainConfig:
             ("teacher_weight", 0 <= self.teacher_weight <= 1, "in [0, 1]"),
             ("teacher_temperature", self.teacher_temperature > 0, "above 0"),
         ]
-        for name, ok, allowed in rules:
-            if not ok:
-                raise DigitrecError(f"--{name.replace('_', '-')} must be {allowed}; got {getattr(self, name)}")
+        check_ranges([(flag[name], getattr(self, name), ok, allowed) for name, ok, allowed in rules])
         return self
 
     def to_dict(self) -> dict:

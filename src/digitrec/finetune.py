@@ -21,7 +21,8 @@ import torch
 
 from . import checkpoint, datasets
 from .augment import Augment
-from .errors import DataError, DigitrecError
+from .config import check_ranges, whole
+from .errors import DataError
 from .train import evaluate, to_input, train_epoch
 
 
@@ -62,17 +63,12 @@ def finetune(ckpt_path, data: str, out, holdout: float = 0.3, per_class: int = 0
 
     mnist_limit > 0 scores only the first N MNIST test images (quick runs).
     """
-    whole = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
-    for flag, value, ok, allowed in [("--epochs", epochs, whole(epochs) and epochs >= 1, "a whole number, at least 1"),
-                                     ("--lr", lr, 0 < lr < math.inf, "above 0"),
-                                     ("--batch-size", batch_size, whole(batch_size) and batch_size >= 1,
-                                      "a whole number, at least 1"),
-                                     ("--replay", replay, 0 <= replay < math.inf, "0 or more"),
-                                     ("--per-class", per_class, whole(per_class) and per_class >= 0,
-                                      "0 (use --holdout) or more"),
-                                     ("--threads", threads, whole(threads) and threads >= 0, "0 (all cores) or more")]:
-        if not ok:
-            raise DigitrecError(f"{flag} must be {allowed}; got {value}")
+    check_ranges([("--epochs", epochs, whole(epochs) and epochs >= 1, "a whole number, at least 1"),
+                  ("--lr", lr, 0 < lr < math.inf, "above 0"),
+                  ("--batch-size", batch_size, whole(batch_size) and batch_size >= 1, "a whole number, at least 1"),
+                  ("--replay", replay, 0 <= replay < math.inf, "0 or more"),
+                  ("--per-class", per_class, whole(per_class) and per_class >= 0, "0 (use --holdout) or more"),
+                  ("--threads", threads, whole(threads) and threads >= 0, "0 (all cores) or more")])
     torch.set_num_threads(threads or os.cpu_count() or 1)
     torch.manual_seed(seed)
     out = Path(out)
