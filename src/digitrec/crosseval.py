@@ -41,7 +41,7 @@ def cross_evaluate(checkpoints, names=DEFAULT_DATASETS, data_dir=None, limit: in
         row = {"checkpoint": str(path), "model": info["model"], "trained_on": trained_on(info),
                "accuracy": {}, "errors": {}, "n_test": {}}
         for name in names:
-            test = datasets.test_set(name, data[name], info.get("config", {})).head(limit)
+            test = datasets.unseen_test(name, data[name], info.get("config", {})).head(limit)
             preds = probs_of(test.images).argmax(1)
             wrong = int((preds != test.labels).sum())
             row["accuracy"][name] = 1 - wrong / len(test)

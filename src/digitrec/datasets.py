@@ -132,7 +132,7 @@ def _same_source(a: str, b: str) -> bool:
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
 
-def test_set(name: str, data: dict[str, Split], config: dict) -> Split:
+def unseen_test(name: str, data: dict[str, Split], config: dict) -> Split:
     """The test images of dataset `name` (`data`, as `load` gave it) for the model trained with `config`
     (its TrainConfig as a dict): the dataset's test part; for a pool (folder, CSV), the fifth that
     `prepare` held out of that model's training when it trained on the pool (same seed), else the

@@ -73,7 +73,7 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
         raise DigitrecError(f"an ensemble needs a list of model files, got {paths!r}")
     members = [load_scorer(p) for p in paths]
     data = datasets.load(dataset, data_dir)
-    tests = [datasets.test_set(dataset, data, info.get("config", {})) for _, info in members]
+    tests = [datasets.unseen_test(dataset, data, info.get("config", {})) for _, info in members]
     if any(len(t) != len(tests[0]) or not torch.equal(t.images, tests[0].images) for t in tests):
         raise DigitrecError(f"the members trained on {dataset} with different seeds, so each held out other "
                             "images of it: no test image is unseen by all of them; score them on another test set")

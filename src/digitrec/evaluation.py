@@ -86,7 +86,6 @@ def load_scorer(path):
 
     path = Path(path)
     if not is_checkpoint(path):  # an ONNX export, whatever its name
-
         rec = Recognizer.load(path, threads=torch.get_num_threads())
         leaves = _leaves(rec.metadata)
         try:
@@ -120,7 +119,7 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: 
     cfg = info["config"]
     dataset = dataset or cfg.get("dataset", "mnist")
     data = datasets.load(dataset, data_dir or cfg.get("data_dir"))
-    test = datasets.test_set(dataset, data, cfg).head(limit)  # never the model's own training images
+    test = datasets.unseen_test(dataset, data, cfg).head(limit)  # never the model's own training images
     probs = probs_of(test.images).numpy()
     labels = test.labels.numpy()
     metrics = {

@@ -113,8 +113,6 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
             raise ImageTooLargeError(f"{name}: file too large ({len(data):,} bytes; limit {MAX_FILE_BYTES:,})")
     elif hasattr(source, "read"):
         data = _read_file_object(source, name)
-        if not isinstance(data, bytes):
-            raise ImageError(f"{name}: the file object must be opened in binary mode")
         if len(data) > MAX_FILE_BYTES:
             raise ImageTooLargeError(f"{name}: file too large (limit {MAX_FILE_BYTES:,} bytes)")
     else:
@@ -132,12 +130,15 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
     return _upright(im)
 
 
-def _read_file_object(f, name: str):
-    """Up to MAX_FILE_BYTES + 1 bytes of a file object (str from a text-mode one)."""
+def _read_file_object(f, name: str) -> bytes:
+    """Up to MAX_FILE_BYTES + 1 bytes of a binary file object."""
     try:
-        return f.read(MAX_FILE_BYTES + 1)
+        data = f.read(MAX_FILE_BYTES + 1)
     except (OSError, ValueError) as e:  # closed, not readable
         raise ImageError(f"{name}: cannot read the file object ({e})") from e
+    if not isinstance(data, bytes):
+        raise ImageError(f"{name}: the file object must be opened in binary mode")
+    return data
 
 
 def _upright(im: Image.Image) -> Image.Image:
@@ -369,10 +370,7 @@ def preprocess(source) -> np.ndarray | None:
     processed again, so the digit is not normalized from a handful of pixels.
     """
     if hasattr(source, "read") and not isinstance(source, Image.Image):
-        name = _describe(source)
-        source = _read_file_object(source, name)  # bytes, so a small digit can be decoded again
-        if not isinstance(source, bytes):
-            raise ImageError(f"{name}: the file object must be opened in binary mode")
+        source = _read_file_object(source, _describe(source))  # bytes, so a small digit can be decoded again
     reloadable = isinstance(source, (bytes, bytearray, memoryview, str, os.PathLike))
     image = load_image(source, draft_side=WORK_SIDE)
     ink = to_ink(image, fast=True)
