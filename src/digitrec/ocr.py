@@ -682,7 +682,7 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
     from pathlib import Path
 
     from .errors import DigitrecError
-    from .predict import expand, unique_name
+    from .predict import IMAGE_SUFFIXES, expand, unique_name
     from .recognizer import Recognizer
 
     recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
@@ -691,7 +691,7 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
     into_folder = overlay and (not single or Path(overlay).is_dir())  # one overlay per image, in that folder
     if into_folder:
         Path(overlay).mkdir(parents=True, exist_ok=True)
-    elif overlay and Path(overlay).suffix.lower() not in {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}:
+    elif overlay and Path(overlay).suffix.lower() not in IMAGE_SUFFIXES:
         raise DigitrecError(f"--overlay {overlay}: name the image file to write (.png, .jpg, ...) or a folder")
     results, failed, used = [], 0, set()
     for path, error in files:

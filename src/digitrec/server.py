@@ -61,10 +61,10 @@ class Limits:
     cors_origins: list[str] = field(default_factory=list)  # empty = CORS off
 
     def __post_init__(self):
-        for flag, value in [("--max-body-bytes", self.max_body_bytes), ("--max-pixels", self.max_pixels),
-                            ("--timeout", self.timeout_s)]:
-            if not value > 0:
-                raise DigitrecError(f"{flag} must be above 0; got {value}")
+        from .config import check_ranges
+
+        check_ranges([(flag, v, v > 0, "above 0") for flag, v in [("--max-body-bytes", self.max_body_bytes),
+                      ("--max-pixels", self.max_pixels), ("--timeout", self.timeout_s)]])
 
 
 class ApiError(Exception):
