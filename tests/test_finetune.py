@@ -52,3 +52,8 @@ def test_finetune_on_semeion_improves_the_holdout(tiny_run, tmp_path):
     digit = np.zeros((28, 28), np.float32)
     digit[4:24, 13:15] = 1.0  # a plain "1"
     assert r.predict(digit).label == 1
+    from digitrec.cli import main
+
+    assert main(["evaluate", str(tmp_path / "finetuned.pt"), "--dataset", "semeion", "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()  # its report says it was tuned, and on what
+    assert "Fine-tuned on <code>semeion</code>" in page and "its test images may include some of them" in page

@@ -88,7 +88,7 @@ def evaluate_ensemble(paths, dataset: str = "mnist", data_dir=None, limit: int =
         "members": [str(p) for p in paths],
         "tta": tta,
         "dataset": dataset,
-        "epochs": max(info["epochs"] for _, info in members),
+        "epochs": [info["epochs"] for _, info in members],  # each member's own
         **score(labels, probs),
     }
     return Evaluation(test.images.numpy(), labels, np.asarray(probs), metrics)

@@ -100,7 +100,7 @@ def load_scorer(path):
         return onnx_probs, {"model": rec.name, "parameters": parameters,
                             "epochs": max((m.get("epoch") or 0) for m in leaves),
                             "config": rec.metadata.get("config", {}), "members": rec.metadata.get("members", []),
-                            "finetune": None, "history": []}
+                            "finetune": None, "history": [], "calibration": rec.metadata.get("calibration")}
     ckpt = checkpoint.load(path)
     model = checkpoint.build_model(ckpt)
     background = -ckpt["normalization"]["mean"] / ckpt["normalization"]["std"]
@@ -110,7 +110,7 @@ def load_scorer(path):
 
     return ckpt_probs, {"model": ckpt["model"], "parameters": count_parameters(model), "epochs": ckpt["epoch"],
                         "config": ckpt.get("config", {}), "members": [], "finetune": ckpt.get("finetune"),
-                        "history": ckpt.get("history", [])}
+                        "history": ckpt.get("history", []), "calibration": ckpt.get("calibration")}
 
 
 def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: int = 0) -> Evaluation:
@@ -128,6 +128,8 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: 
         "checkpoint": str(path),
         "dataset": dataset,
         "epochs": info["epochs"],
+        "calibration": info["calibration"],
+        "finetuned_on": (info["finetune"] or {}).get("data"),
         **score(labels, probs),
     }
     return Evaluation(test.images.numpy(), labels, probs, metrics, info)

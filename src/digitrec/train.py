@@ -359,7 +359,10 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
         print(f"\ninterrupted. {out / 'last.pt'} holds epoch {done}; continue with: "
               f"digitrec train --resume --out {out}", file=sys.stderr)
         raise
-    calibrate_checkpoint(out / "best.pt", x_val, y_val, log)
+    if select_on_val:
+        calibrate_checkpoint(out / "best.pt", x_val, y_val, log)
+    else:  # its only held-out images are the test set, which must not fit anything
+        log("calibration: none (temperature 1): without a validation split it would be fitted on the test set")
     return out / "best.pt"
 
 
