@@ -90,6 +90,10 @@ def test_report_says_what_was_measured_on_what(tiny_run, tmp_path, monkeypatch):
     page = (tmp_path / "v0r" / "report.html").read_text()
     assert "(the last: with --val-split 0 no epoch is chosen)" in page and "chosen on validation" not in page
     assert "Calibration: none (temperature 1)." in page
+    assert "Trained on 600 images of <code>mnist</code>, validated on the test set (--val-split 0)." in page
+    sizes = checkpoint.load(tiny_run / "best.pt")["sizes"]
+    assert (f"Trained on {sizes['train']:,} images of <code>mnist</code>, {sizes['validation']:,} held out"
+            in (tmp_path / "u" / "report.html").read_text())
 
     texts = []
     monkeypatch.setattr(Axes, "text", lambda self, x, y, s, **k: texts.append(s))

@@ -100,7 +100,8 @@ def load_scorer(path):
         return onnx_probs, {"model": rec.name, "parameters": parameters,
                             "epochs": max((m.get("epoch") or 0) for m in leaves),
                             "config": rec.metadata.get("config", {}), "members": rec.metadata.get("members", []),
-                            "finetune": None, "history": [], "calibration": rec.metadata.get("calibration")}
+                            "finetune": None, "history": [], "calibration": rec.metadata.get("calibration"),
+                            "sizes": None}
     ckpt = checkpoint.load(path)
     model = checkpoint.build_model(ckpt)
     background = -ckpt["normalization"]["mean"] / ckpt["normalization"]["std"]
@@ -110,7 +111,8 @@ def load_scorer(path):
 
     return ckpt_probs, {"model": ckpt["model"], "parameters": count_parameters(model), "epochs": ckpt["epoch"],
                         "config": ckpt.get("config", {}), "members": [], "finetune": ckpt.get("finetune"),
-                        "history": ckpt.get("history", []), "calibration": ckpt.get("calibration")}
+                        "history": ckpt.get("history", []), "calibration": ckpt.get("calibration"),
+                        "sizes": ckpt.get("sizes")}
 
 
 def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: int = 0) -> Evaluation:
@@ -130,6 +132,7 @@ def evaluate_checkpoint(path, dataset: str | None = None, data_dir=None, limit: 
         "epochs": info["epochs"],
         "calibration": info["calibration"],
         "finetuned_on": (info["finetune"] or {}).get("data"),
+        "trained_sizes": info["sizes"],  # training and validation images of the run (None: not recorded)
         **score(labels, probs),
     }
     return Evaluation(test.images.numpy(), labels, probs, metrics, info)

@@ -142,6 +142,11 @@ def write(out: Path, metrics: dict, images, labels, probs, history: list[dict], 
         which = f"checkpoint of epoch {metrics['epochs']}" + (f" of {len(history)} (chosen on validation accuracy)"
                                                              if history else "")
     notes = []
+    sizes = metrics.get("trained_sizes")
+    if sizes:
+        notes.append(f"Trained on {sizes['train']:,} images of <code>{html.escape(trained_on)}</code>"
+                     + (f", {sizes['validation']:,} held out to validate" if sizes["validation"] else
+                        ", validated on the test set (--val-split 0)") + ".")
     cal = metrics.get("calibration") or {}
     if "ece_before" in cal:
         notes.append(f"Calibration: temperature {cal['temperature']:.3f}, fitted on {cal['fitted_on']:,} validation "

@@ -343,6 +343,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool = False, log=prin
                 model=cfg.model, model_kwargs=model_kwargs(cfg), weights=validated.state_dict(), config=cfg.to_dict(),
                 normalization={"mean": cfg.input_mean, "std": cfg.input_std},
                 calibration={"temperature": 1.0}, metrics=row, history=history, epoch=epoch,
+                sizes={"train": len(y_train), "validation": len(y_val) if select_on_val else 0},
                 optimizer=optimizer.state_dict(),
                 rng={"shuffle": shuffle.get_state(), "torch": torch.get_rng_state()},
                 train_state={"weights": model.state_dict(),
