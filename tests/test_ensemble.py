@@ -27,10 +27,12 @@ def test_ensemble_members_may_be_onnx_exports(tiny_run, tiny_onnx):
         assert mixed.metrics["parameters"] == 2 * 225_034
 
 
-def test_cli_ensemble_with_tta_writes_a_report(tiny_run, tmp_path):
+def test_cli_ensemble_with_tta_writes_a_report(tiny_run, tmp_path, capsys):
     best = tiny_run / "best.pt"
     assert main(["ensemble", str(best), str(best), "--tta", "--limit", "300", "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["tta"] is True and metrics["n_test"] == 300 and metrics["test_accuracy"] > 0.85
     assert (tmp_path / "report.html").exists()
     assert main(["ensemble", str(best), "--out", str(tmp_path)]) == 2  # one checkpoint, no TTA
+    assert main(["ensemble", "runs/p*/best.pt", "--out", str(tmp_path)]) == 2  # a glob that matched nothing
+    assert "no such model file: runs/p*/best.pt" in capsys.readouterr().err

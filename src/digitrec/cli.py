@@ -25,7 +25,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         "model": "model name from the registry", "epochs": "number of epochs",
         "batch_size": "batch size", "lr": "Adam learning rate",
         "val_split": "validation images held out of train (0 = validate on test, as the paper)",
-        "limit": "use only the first N training (and test) images", "seed": "random seed",
+        "limit": "use only the first N training (and test) images of each dataset", "seed": "random seed",
         "threads": "torch threads (0 = all cores)", "data_dir": "folder with the MNIST files",
         "weight_decay": "decoupled weight decay",
         "dataset": "training data: mnist, usps, semeion, optdigits, a folder root/<digit>/*.png or a .csv",
@@ -127,6 +127,9 @@ def cmd_ensemble(args) -> int:
     from .ensemble import evaluate_ensemble
     from .evaluation import classification_text
 
+    missing = [c for c in args.checkpoints if not Path(c).exists()]
+    if missing:  # a glob the shell found nothing for arrives as it was typed
+        raise DigitrecError(f"no such model file: {missing[0]}")
     if len(args.checkpoints) < 2 and not args.tta:
         raise DigitrecError("an ensemble needs at least two checkpoints (or one with --tta)")
     ev = evaluate_ensemble([Path(c) for c in args.checkpoints], args.dataset, args.data_dir, args.limit, args.tta)
