@@ -34,6 +34,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="output path without suffix (default: benchmarks/results/ensemble_spread)")
     args = ap.parse_args()
+    missing = [m for m in args.members if not Path(m).exists()]
+    if missing:  # a glob the shell found nothing for arrives as it was typed
+        ap.error(f"no such model file: {missing[0]}")
 
     from digitrec import datasets
     from digitrec.ensemble import combine, member_probs, rejects

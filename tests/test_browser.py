@@ -331,6 +331,9 @@ def test_upload_a_photo_of_two_lines(number_page, tmp_path):
     s = read_shown(pg)
     assert s["text"] == "170\n71" and s["digits"] == list("17071"), s
     assert pg.locator("#digits li.line-break").count() == 1          # the second line's digits on a row of their own
+    draw_number(pg, "7")                                          # writing after an upload starts a fresh sheet
+    pg.wait_for_function("() => document.querySelector('#text').dataset.text === '7'", timeout=15_000)
+    assert read_shown(pg)["digits"] == ["7"]
     assert s["boxInk"] > 1000                                     # boxes land on the photo shown in the sheet
     pg.set_input_files("#upload", files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not an image"}])
     pg.wait_for_selector("#error:not([hidden])", timeout=10_000)

@@ -10,12 +10,14 @@ const digits = document.getElementById("digits");
 const errorBox = document.getElementById("error");
 // the digit page's pen (23 px): about 1/8 of a digit written just over half the sheet high, as in MNIST
 const pad = makePad(sheet, { stroke: sheet.height / 14, onDraw: () => clearTimeout(timer),
-                             onStrokeEnd: schedule, onClearKey: clear });
+                             onStrokeEnd: schedule, onClearKey: clear,
+                             onStrokeStart: () => { if (photo) clear(); } });  // writing starts a fresh sheet
 const DEBOUNCE_MS = 350;     // a pause between strokes of one digit should not read half of it
 
 let timer = null;
 const send = latestOnly("/v1/ocr", show, showError);
 let place = { x: 0, y: 0, scale: 1 };   // image pixels -> sheet pixels (an upload is fitted in)
+let photo = false;                       // the sheet shows an uploaded photo, not writing
 
 function schedule() {
   clearTimeout(timer);
@@ -93,6 +95,7 @@ function clear() {
   send.forget();                         // answers still in flight are not shown
   clearTimeout(timer);
   pad.clear();
+  photo = false;
   clearResult();
   text.dataset.status = "empty";
   text.dataset.text = "";
@@ -112,6 +115,7 @@ document.getElementById("upload").addEventListener("change", async (e) => {
     const scale = Math.min(sheet.width / img.width, sheet.height / img.height);
     place = { x: (sheet.width - img.width * scale) / 2, y: (sheet.height - img.height * scale) / 2, scale };
     pad.ctx.drawImage(img, place.x, place.y, img.width * scale, img.height * scale);
+    photo = true;
   } catch (err) {
     place = { x: 0, y: 0, scale: 1 };    // the browser cannot show it; the server says why
   }

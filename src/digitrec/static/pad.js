@@ -38,7 +38,7 @@ function latestOnly(url, show, showError) {
   return send;
 }
 
-function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
+function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey, onStrokeStart = () => {} }) {
   const ctx = canvas.getContext("2d");
   let drawing = false, last = null;
   // `version` changes on every clear, so a snapshot taken before it is not sent after it;
@@ -79,6 +79,7 @@ function makePad(canvas, { stroke, onDraw, onStrokeEnd, onClearKey }) {
     if (e.button !== 0 && e.pointerType === "mouse") return;
     e.preventDefault();
     canvas.focus({ preventScroll: true });   // so Delete or Escape clears what was just drawn
+    onStrokeStart();
     canvas.setPointerCapture(e.pointerId);
     drawing = pad.inked = true;
     last = point(e);
