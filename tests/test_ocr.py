@@ -136,6 +136,19 @@ def test_dark_lines_or_a_desk_along_the_image_edges_are_not_the_paper(recognizer
     assert ocr.read(recognizer, image).text == "52816"
 
 
+def test_dark_strips_along_the_left_and_right_edges_are_not_read_as_ones(recognizer, glyphs, monkeypatch):
+    """A sheet photographed on a desk, cropped so the desk shows at its sides: the strips lie along
+    the image's edge and stand far taller than the writing, so they are not digits (EDGE_TALL)."""
+    ink = compose([number(glyphs, "30917")], margin=30)
+    ink[:, :8], ink[:, -8:] = 0.9, 0.9
+    assert ocr.read(recognizer, paper(ink)).text == "30917"
+    monkeypatch.setattr(ocr, "_edge_strip", lambda *a: False)
+    assert ocr.read(recognizer, paper(ink)).text != "30917"  # without the rule, each strip is a digit
+    monkeypatch.undo()
+    tight = compose([number(glyphs, "1171")], margin=0)  # digits on the edge, as tall as each other: kept
+    assert tight[:, 0].any() and ocr.read(recognizer, paper(tight)).text == "1171"
+
+
 def test_a_grainy_blank_is_refused_not_read_for_minutes(recognizer, monkeypatch):
     """Photo grain on an empty field makes thousands of marks, each a possible digit: past
     MAX_CANDIDATES the image is refused (it took 4-5 minutes to read before), as a page is."""

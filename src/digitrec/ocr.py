@@ -9,7 +9,8 @@ digits and classifies each cut with the recognizer, in one batch per image:
    are tilted (`ruling.rule_angle`); without boxes, writing that runs uphill or
    downhill (a photo taken askew) is turned level: the angle is the median direction from
    each digit-sized component to its nearest neighbour;
-1. connected components of the ink; underlines (long, thin) removed; specks dropped;
+1. connected components of the ink; underlines (long, thin) removed; specks dropped; strips
+   along the image's left or right edge, far taller than the writing (a desk), dropped;
 2. lines: components grouped by vertical overlap; small pieces (the detached hat of a 5,
    a 4's second stroke) join the line they sit in, next to a digit, or anywhere on it when
    together as tall as a digit (one a thin pen broke apart); a wide, low one in the body of
@@ -75,6 +76,7 @@ FLAT_HEIGHT = 0.25       # ... if at least this tall (not a dash): a 2 or 5 draw
 FOLDS = 0.1              # ... and crossing at least this share of its columns twice (a dash crosses once)
 MAX_WIDTH = 1.6          # no digit is wider than this many line heights (digits vary ±20% in size)
 RUN = 12                 # a digit is at most this many atoms, unless it is whole components
+EDGE_TALL = 1.8          # a mark touching the image's edge this many line heights tall is not writing
 CUT = 0.5                # cost of each cut through a component: splitting must buy this much certainty
 DIGIT = 0.45             # credit per digit read: a sum of -log p favours fewer, merged digits without it
 WORK_HEIGHT = 48         # writing taller than 4/3 of this is scaled down to it (MNIST needs 20 px)
@@ -145,6 +147,17 @@ def _remove_underlines(mask: np.ndarray, h_ref: float) -> np.ndarray:
             region = mask[c.y0:c.y1, c.x0:c.x1]
             region &= ~c.mask
     return mask
+
+
+def _edge_strip(c: Comp, shape: tuple[int, int], h_ref: float) -> bool:
+    """A mark lying along the image's edge (at least 80% of its length on the border) and far taller
+    than the writing (EDGE_TALL): the desk or the sheet's edge beside a photographed page, not a digit
+    (a tight crop's digits touch the edge too, but are as tall as their neighbours; a digit joined to a
+    line that runs off the image touches the edge only where the line does)."""
+    if c.h < EDGE_TALL * h_ref:
+        return False
+    along = [c.mask[:, 0].mean() if c.x0 == 0 else 0.0, c.mask[:, -1].mean() if c.x1 == shape[1] else 0.0]
+    return max(along) >= 0.8
 
 
 def _flat_digit(c: Comp, body: list[Comp], top: float, h_line: float) -> bool:
@@ -567,7 +580,8 @@ def segment(recognizer, ink: np.ndarray):
         return None
     h_ref = _typical_height(comps)
     speck = max(6.0, 0.012 * h_ref ** 2)
-    comps = [c for c in comps if c.area >= speck and not (c.w >= 2 * h_ref and c.h <= 0.35 * h_ref)]
+    comps = [c for c in comps if c.area >= speck and not (c.w >= 2 * h_ref and c.h <= 0.35 * h_ref)
+             and not _edge_strip(c, mask.shape, h_ref)]
     if len(comps) > MAX_MARKS:
         from .errors import ImageError
 
