@@ -138,10 +138,11 @@ class Recognizer:
             x = x[:, None]
         if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
             raise DigitrecError(f"predict_normalized needs N×28×28 images, got shape {np.shape(batch)}")
-        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        if not np.isfinite(x).all():
+            raise DigitrecError("predict_normalized got NaN or infinite values")
+        if x.min() < 0 or x.max() > 1:
             raise DigitrecError("predict_normalized needs values in [0, 1] (MNIST form; divide 0-255 levels "
-                                f"by 255), got {np.nanmin(x):g} to {np.nanmax(x):g}" if np.isfinite(x).any()
-                                else "predict_normalized got NaN or infinite values")
+                                f"by 255), got {x.min():g} to {x.max():g}")
         x = np.ascontiguousarray(x)
         parts = [self.session.run(["probs"], {"pixels": x[i:i + CHUNK]})[0] for i in range(0, len(x), CHUNK)]
         return np.concatenate(parts)

@@ -59,23 +59,27 @@ function show(r) {
   text.dataset.text = r.text;
   text.textContent = all.length ? r.text : "No digits found";
   clearResult();
-  r.lines.slice(1).forEach((line) => { line.digits[0].newLine = true; });  // each line on its own row
   boxes.lineWidth = 3;
   boxes.font = "bold 26px system-ui, sans-serif";
   boxes.textBaseline = "bottom";
-  for (const d of all) {
+  r.lines.forEach((line, k) => showLine(line.digits, k > 0));  // each line's digits on a row of their own
+}
+
+// one line's digits: a box and label on the sheet, an item in the list (after a break for later lines)
+function showLine(lineDigits, newRow) {
+  if (newRow && lineDigits.length) {
+    const br = document.createElement("li");
+    br.className = "line-break";
+    br.setAttribute("aria-hidden", "true");
+    digits.appendChild(br);
+  }
+  for (const d of lineDigits) {
     const [x0, y0, x1, y1] = d.box.map((v) => v * place.scale);
     const x = place.x + x0, y = place.y + y0;
     const colour = d.label === "?" ? "#a05a00" : "#1f5fbf";
     boxes.strokeStyle = boxes.fillStyle = colour;
     boxes.strokeRect(x, y, x1 - x0, y1 - y0);
     boxes.fillText(d.label, x + 2, Math.max(28, y - 2));
-    if (d.newLine) {
-      const br = document.createElement("li");
-      br.className = "line-break";
-      br.setAttribute("aria-hidden", "true");
-      digits.appendChild(br);
-    }
     const li = document.createElement("li");
     const pct = Math.round(100 * d.confidence);
     li.className = d.label === "?" ? "unsure" : "";
