@@ -81,6 +81,14 @@ def test_data_dir_order(tmp_path, monkeypatch):
     assert mnist.candidate_dirs(tmp_path / "explicit") == [tmp_path / "explicit"]
 
 
+def test_a_parent_folder_holding_mnist_serves_as_data_dir_and_in_the_environment(tmp_path, monkeypatch):
+    """`--data-dir ../shared/datasets` and `DIGITREC_DATA=../shared/datasets` alike find mnist/ in it."""
+    (tmp_path / "mnist").mkdir()
+    assert mnist.candidate_dirs(tmp_path) == [tmp_path / "mnist"]
+    monkeypatch.setenv("DIGITREC_DATA", str(tmp_path))
+    assert mnist.candidate_dirs()[0] == tmp_path / "mnist"
+
+
 def test_download_from_second_mirror_verifies_and_writes(tmp_path, monkeypatch):
     src = mnist.locate()  # the real files (shared datasets)
     mirror = tmp_path / "mirror"
@@ -92,7 +100,8 @@ def test_download_from_second_mirror_verifies_and_writes(tmp_path, monkeypatch):
     mirrors = [f"file://{tmp_path}/missing/", f"file://{mirror}/"]
     got = mnist.download("t10k-labels-idx1-ubyte", dest, mirrors)
     assert got == dest / "t10k-labels-idx1-ubyte.gz"
-    assert not list(dest.glob("*.part"))  # atomic: no leftovers
+    assert not list(dest.glob("*.part")) and not list(dest.glob(".*"))  # atomic: no leftovers
+    assert got.stat().st_mode & 0o044 == 0o044 & ~umask()   # readable by others, as any file the user writes
     # a mirror serving corrupt data is skipped, with both failures reported when all fail
     (mirror / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"junk"))
     with pytest.raises(DataError, match="checksum mismatch"):
@@ -106,3 +115,19 @@ def test_offline_error_says_where_it_looked_and_what_to_do(tmp_path):
         mnist.load(empty, mirrors=[f"file://{tmp_path}/nowhere/"])
     msg = str(e.value)
     assert "MNIST was not found" in msg and str(empty) in msg and "--data-dir" in msg and "DIGITREC_DATA" in msg
+    assert "nowhere/train-images-idx3-ubyte.gz" in msg   # why the download failed, mirror by mirror
+
+
+def test_a_mistyped_data_dir_is_not_created(tmp_path):
+    typo = tmp_path / "typo"
+    with pytest.raises(DataError):
+        mnist.load(typo, mirrors=[f"file://{tmp_path}/nowhere/"])
+    assert not typo.exists()
+
+
+def umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

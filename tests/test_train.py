@@ -33,6 +33,9 @@ def test_run_folder_contents_and_self_describing_checkpoint(tiny_run):
     assert last["epoch"] == 2 and "optimizer" in last and "rng" in last
     model = checkpoint.build_model(ckpt)
     assert not model.training
+    # checkpoints get the mode of the run's other files (the umask's), not a temporary file's 0600
+    assert (tiny_run / "best.pt").stat().st_mode & 0o777 == (tiny_run / "config.json").stat().st_mode & 0o777
+    assert not [p.name for p in tiny_run.iterdir() if p.name.startswith(".")]
 
 
 def test_same_seed_same_history(tmp_path):

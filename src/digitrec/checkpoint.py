@@ -18,7 +18,6 @@ leaves a half-written checkpoint.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -33,8 +32,7 @@ FORMAT = "digitrec-checkpoint/1"
 def save(path, ckpt: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")  # opened as usual: the umask's mode, not 0600
     try:
         torch.save({**ckpt, "format": FORMAT}, tmp)
         os.replace(tmp, path)

@@ -41,15 +41,8 @@ def _split(images: np.ndarray, labels: np.ndarray) -> Split:
     return Split(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
 
 
-def _mnist(data_dir=None):
-    # data_dir may also be a parent holding mnist/, so one --data-dir serves a whole mixture
-    if data_dir is not None and (Path(data_dir) / "mnist").is_dir():
-        data_dir = Path(data_dir) / "mnist"
-    return mnist.load(data_dir)
-
-
 LOADERS = {
-    "mnist": _mnist,
+    "mnist": mnist.load,  # data_dir may also be a parent holding mnist/, so one --data-dir serves a mixture
     **handwriting.LOADERS,  # usps, semeion, optdigits
 }
 

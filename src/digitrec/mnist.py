@@ -7,6 +7,7 @@ tensors, splits or training (see `datasets.py`).
 Where the files are looked for, in order:
 1. an explicit directory (`--data-dir`);
 2. the environment variable `DIGITREC_DATA`;
+   (either may also be a parent folder holding `mnist/`, as `../shared/datasets` does)
 3. `../shared/datasets/mnist` beside the project (a development checkout);
 4. the user cache directory, where missing files are downloaded from public
    mirrors, verified, and written atomically.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -103,11 +103,14 @@ def _present(d: Path, name: str) -> Path | None:
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The directories searched, in order (see the module docstring)."""
+    def given(d):  # a folder given by the user may also be a parent holding mnist/ (as ../shared/datasets)
+        return d / "mnist" if (d / "mnist").is_dir() else d
+
     if data_dir is not None:
-        return [Path(data_dir)]
+        return [given(Path(data_dir))]
     dirs = []
     if os.environ.get("DIGITREC_DATA"):
-        dirs.append(Path(os.environ["DIGITREC_DATA"]))
+        dirs.append(given(Path(os.environ["DIGITREC_DATA"])))
     repo_root = Path(__file__).resolve().parents[2]
     for base in (Path.cwd(), repo_root):
         shared = base.parent / "shared" / "datasets" / "mnist"
@@ -125,7 +128,6 @@ def cache_dir() -> Path:
 
 def download(name: str, dest: Path, mirrors: list[str] | None = None) -> Path:
     """Fetch NAME.gz from the mirrors in turn; verify; write atomically into DEST."""
-    dest.mkdir(parents=True, exist_ok=True)
     errors = []
     for base in mirrors or MIRRORS:
         url = f"{base}{name}.gz"
@@ -136,10 +138,9 @@ def download(name: str, dest: Path, mirrors: list[str] | None = None) -> Path:
         except Exception as e:  # network error, bad gzip, bad checksum: try the next mirror
             errors.append(f"{url}: {e}")
             continue
-        target = dest / f"{name}.gz"
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+        dest.mkdir(parents=True, exist_ok=True)  # only now: a mistyped folder is not left behind
+        target, tmp = dest / f"{name}.gz", dest / f".{name}.{os.getpid()}.part"
+        tmp.write_bytes(raw)
         os.replace(tmp, target)
         return target
     raise DataError(
@@ -165,7 +166,7 @@ def locate(data_dir=None, download_missing: bool = True, mirrors=None) -> dict[s
     raise DataError(
         "MNIST was not found. Looked in: "
         + ", ".join(str(d) for d in dirs)
-        + f". Downloading into {target} failed ({reason.splitlines()[0]}). "
+        + f". Downloading into {target} failed ({'; '.join(line.strip() for line in reason.splitlines())}). "
         "To supply the files yourself, put train-images-idx3-ubyte, train-labels-idx1-ubyte, "
         "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (plain or .gz) in a folder and pass "
         "--data-dir FOLDER or set DIGITREC_DATA=FOLDER; they are checked against the published "

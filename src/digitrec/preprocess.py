@@ -302,20 +302,23 @@ def _light_background(gray: np.ndarray) -> bool:
     which holds even when a fat digit fills most of the frame; but a thin edge (the printed frame
     of a form field cropped at its box, a grid line of squared paper, a strip of desk around a
     photographed sheet) can hide the paper there. So when the border disagrees with most of the
-    image, and a ring of pixels just inside it (within EDGE of the smaller side) is almost all
-    (PURE) on the image's side, that ring is the paper; a fat digit's strokes never fill one."""
-    mid = (float(gray.min()) + float(gray.max())) / 2
+    image, each of its four sides is one even tone (PURE of it on one side: a frame, a strip, paper,
+    not a digit cropped close, whose strokes cross it), and a ring of pixels just inside it (within
+    EDGE of the smaller side) is almost all (PURE) on the image's side, that ring is the paper; a fat
+    digit's strokes never fill one."""
+    light = gray > (float(gray.min()) + float(gray.max())) / 2
 
-    def light_share(d: int) -> float:  # of the ring of pixels d inside the border
-        g = gray[d:gray.shape[0] - d, d:gray.shape[1] - d]
-        return float(np.mean(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]) > mid))
+    def ring(d: int) -> list:  # the four sides of the ring of pixels d inside the border
+        g = light[d:light.shape[0] - d, d:light.shape[1] - d]
+        return [g[0], g[-1], g[:, 0], g[:, -1]]
 
-    border, image = light_share(0) > 0.5, float(np.median(gray[::2, ::2])) > mid
-    if border == image:
+    border, image = float(np.mean(np.concatenate(ring(0)))) > 0.5, float(np.median(light[::2, ::2])) > 0.5
+    even = all(abs(float(np.mean(side)) - 0.5) >= PURE - 0.5 for side in ring(0))
+    if border == image or not even:
         return border
     depth = min(max(1, round(EDGE * min(gray.shape))), (min(gray.shape) - 1) // 2)
-    pure = (lambda d: light_share(d) >= PURE) if image else (lambda d: light_share(d) <= 1 - PURE)
-    return image if any(pure(d) for d in range(1, depth + 1)) else border
+    on_image = (lambda s: s >= PURE) if image else (lambda s: s <= 1 - PURE)
+    return image if any(on_image(float(np.mean(np.concatenate(ring(d))))) for d in range(1, depth + 1)) else border
 
 
 def _box3(a: np.ndarray) -> np.ndarray:
