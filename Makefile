@@ -9,7 +9,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[train]'
 
 install-dev: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'

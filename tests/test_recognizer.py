@@ -260,6 +260,19 @@ def test_predict_does_not_import_torch(images):
     assert json.loads(r.stdout)[0]["label"] == 7
 
 
+def test_without_torch_predict_and_ocr_work_and_training_says_what_to_install(images, tmp_path):
+    """An install without the training extra (`pip install digitrec`): torch cannot be imported."""
+    code = "import sys; sys.modules['torch'] = None; from digitrec.cli import main; sys.exit(main())"
+    r = run_cli("predict", str(images / "digit0_7.png"), "--json", code=code)
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["label"] == 7, r.stderr
+    r = run_cli("ocr", str(images / "digit0_7.png"), code=code)
+    assert r.returncode == 0 and r.stdout.strip() == "7", r.stderr
+    r = run_cli("train", "--limit", "100", "--epochs", "1", "--out", str(tmp_path / "run"), code=code)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "needs torch" in r.stderr and "pip install 'digitrec[train]'" in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_prediction_to_dict():
     probs = [0.0, 0.02, 0.0, 0.9, 0.0, 0.05, 0.0, 0.0, 0.03, 0.0]
     p = Prediction("ok", 3, 0.9, probs, [[3, 0.9], [5, 0.05], [8, 0.03], [1, 0.02]])

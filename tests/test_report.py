@@ -101,3 +101,19 @@ def test_report_says_what_was_measured_on_what(tiny_run, tmp_path, monkeypatch):
     cm[0] = [0, 5] + [0] * 8  # every 0 read as a 1
     report.plot_confusion(cm, tmp_path / "cm.png")
     assert "1.000" in texts and ".000" not in texts
+
+
+def test_report_says_when_a_temperature_was_refused(tmp_path):
+    import numpy as np
+
+    from digitrec import report
+
+    cal = {"temperature": 1.0, "ece_before": 0.3693, "ece_after": 0.3693, "fitted_on": 16, "refused": 1.65}
+    metrics = {"test_accuracy": 0.5, "dataset": "mnist", "epochs": 1, "calibration": cal, "errors": 1, "n_test": 2,
+               "model": "paper_cnn", "parameters": 1, "checkpoint": "best.pt",
+               "confusion_matrix": np.eye(10, dtype=int).tolist()}
+    probs = np.full((2, 10), 0.1)
+    page = report.write(tmp_path, metrics, np.zeros((2, 28, 28), np.uint8), np.array([0, 1]), probs, [], {},
+                        "").read_text()
+    assert ("Calibration: none (temperature 1): the temperature fitted on 16 validation images, 1.650, "
+            "would have raised the ECE there (0.3693).") in page

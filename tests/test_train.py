@@ -120,3 +120,18 @@ def test_to_input_leaves_its_argument_alone():
     torch.testing.assert_close(out_f, out_u)
     torch.testing.assert_close(f, u8.float())  # not divided in place
     assert out_f.shape == (1, 1, 14, 14) and abs(float(out_u[0, 0, 0, 1]) - (1 / 255 - 0.5) / 0.25) < 1e-6
+
+
+def test_a_temperature_that_would_worsen_the_ece_is_not_kept():
+    """On 16 validation images the NLL-best temperature (1.65 here) raises the ECE: T stays 1."""
+    from digitrec.calibration import calibrate
+
+    torch.manual_seed(0)
+    logits = torch.randn(16, 10) * 3
+    labels = torch.randint(0, 10, (16,))
+    labels[:12] = logits[:12].argmax(1)
+    cal = calibrate(logits, labels)
+    assert cal["temperature"] == 1.0 and cal["refused"] == pytest.approx(1.65, abs=0.01)
+    assert cal["ece_after"] == cal["ece_before"]
+    cal = calibrate(logits * 4, logits.argmax(1))   # an overconfident model, all read right: T is kept
+    assert "refused" not in cal and cal["ece_after"] < cal["ece_before"]

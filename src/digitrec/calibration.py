@@ -43,9 +43,13 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def calibrate(logits: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Fit T on (logits, labels); return it with the ECE before and after."""
+    """Fit T on (logits, labels); return it with the ECE before and after. A T that does not lower
+    the ECE there (it minimizes the NLL, which on a few dozen images can disagree) is not kept:
+    the temperature stays 1 and `refused` records the T fitted."""
     t = fit_temperature(logits, labels)
     y = labels.numpy()
     before = expected_calibration_error(F.softmax(logits, 1).numpy(), y)
     after = expected_calibration_error(F.softmax(logits / t, 1).numpy(), y)
+    if after > before:
+        return {"temperature": 1.0, "ece_before": before, "ece_after": before, "fitted_on": len(y), "refused": t}
     return {"temperature": t, "ece_before": before, "ece_after": after, "fitted_on": len(y)}

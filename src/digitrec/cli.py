@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .errors import DigitrecError
 
+TRAIN_EXTRA = ("torch", "onnx", "onnxscript")  # `pip install digitrec[train]`: not needed by predict, ocr, serve
+
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     from .config import TrainConfig
@@ -358,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DigitrecError as e:
         print(f"digitrec: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if e.name not in TRAIN_EXTRA:
+            raise
+        print(f"digitrec: error: `digitrec {args.command}` needs {e.name}, which the training extra installs: "
+              "pip install 'digitrec[train]' (torch's CPU build first: see the README's Install)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

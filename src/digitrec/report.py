@@ -148,7 +148,10 @@ def write(out: Path, metrics: dict, images, labels, probs, history: list[dict], 
                      + (f", {sizes['validation']:,} held out to validate" if sizes["validation"] else
                         ", validated on the test set (--val-split 0)") + ".")
     cal = metrics.get("calibration") or {}
-    if "ece_before" in cal:
+    if "refused" in cal:
+        notes.append(f"Calibration: none (temperature 1): the temperature fitted on {cal['fitted_on']:,} validation "
+                     f"images, {cal['refused']:.3f}, would have raised the ECE there ({cal['ece_before']:.4f}).")
+    elif "ece_before" in cal:
         notes.append(f"Calibration: temperature {cal['temperature']:.3f}, fitted on {cal['fitted_on']:,} validation "
                      f"images (ECE there {cal['ece_before']:.4f} before, {cal['ece_after']:.4f} after).")
     elif cal:

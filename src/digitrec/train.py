@@ -374,6 +374,10 @@ def calibrate_checkpoint(path: Path, x_val, y_val, log=print) -> dict:
     cal = calibrate(logits, y_val)
     ckpt["calibration"] = cal
     checkpoint.save(path, ckpt)
-    log(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} "
-        f"on {cal['fitted_on']:,} validation images")
+    if "refused" in cal:
+        log(f"calibration: none (temperature 1): the fitted T {cal['refused']:.3f} would raise the ECE on the "
+            f"{cal['fitted_on']:,} validation images")
+    else:
+        log(f"calibration: temperature {cal['temperature']:.3f}, ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} "
+            f"on {cal['fitted_on']:,} validation images")
     return cal
