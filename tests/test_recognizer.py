@@ -271,6 +271,9 @@ def test_without_torch_predict_and_ocr_work_and_training_says_what_to_install(im
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "needs torch" in r.stderr and "pip install 'digitrec[train]'" in r.stderr
     assert not (tmp_path / "run").exists()
+    (tmp_path / "m.pt").write_bytes(b"PK\x03\x04")   # a checkpoint (a zip archive): converting it needs torch
+    r = run_cli("predict", str(images / "digit0_7.png"), "--model", str(tmp_path / "m.pt"), code=code)
+    assert r.returncode == 2 and "training checkpoint; reading it needs torch" in r.stderr, r.stderr
 
 
 def test_prediction_to_dict():

@@ -121,8 +121,11 @@ class Recognizer:
                     "`make default-model`)" if path in (DEFAULT_MODEL, OCR_MODEL) else "")
             raise DigitrecError(f"model not found: {path}{hint}")
         if is_checkpoint(path):
-            from .export import onnx_bytes
-
+            try:
+                from .export import onnx_bytes
+            except ModuleNotFoundError as e:
+                raise DigitrecError(f"{path} is a training checkpoint; reading it needs {e.name} (pip install "
+                                    "'digitrec[train]'), or give its export: digitrec export CKPT -o model.onnx") from e
             data = onnx_bytes(path)
         else:
             data = path.read_bytes()
