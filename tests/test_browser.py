@@ -278,6 +278,22 @@ def test_phone_sized_screen(browser, server, artifacts):
     ctx.close()
 
 
+def test_api_docs_render_without_internet(browser, server, artifacts):
+    """/docs draws every endpoint of the OpenAPI 3.1 schema with requests leaving the server refused."""
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    ctx.route("**/*", lambda route: route.continue_() if route.request.url.startswith(server) else route.abort())
+    pg = ctx.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(server + "/docs")
+    pg.wait_for_selector(".opblock-summary-path[data-path='/v1/ocr']", timeout=15_000)
+    shown = pg.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.dataset.path)")
+    assert {"/v1/predict", "/v1/ocr", "/v1/model", "/healthz"} <= set(shown)
+    pg.screenshot(path=str(artifacts / "api_docs.png"))
+    ctx.close()
+    assert not errors, errors
+
+
 @pytest.fixture
 def number_page(browser, server):
     yield from _open(browser, server, "/number", "#model:not(:empty)", 1100)

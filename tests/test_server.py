@@ -94,7 +94,10 @@ def test_page_static_and_docs(client):
     assert 'href="/number"' in page.text                       # each page links to the other
     for name in ("app.js", "pad.js", "number.js", "style.css"):
         assert client.get("/static/" + name).status_code == 200
-    assert client.get("/docs").status_code == 200
+    for docs, script in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = client.get(docs).text                            # the API docs load their scripts from here
+        assert f'src="/static-offline-docs/{script}"' in html and "cdn." not in html
+        assert len(client.get("/static-offline-docs/" + script).content) > 500_000
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/predict", "/v1/ocr", "/v1/model", "/healthz"} <= set(paths)
     content = paths["/v1/predict"]["post"]["requestBody"]["content"]

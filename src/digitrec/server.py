@@ -40,6 +40,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -307,7 +308,9 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
         log.info("digitrec: serving model %s", app.state.recognizer.name)
         yield
 
-    app = FastAPI(title="digitrec", version=_version(), lifespan=lifespan,
+    # FastAPIOffline: FastAPI whose /docs and /redoc pages load Swagger UI 5 and ReDoc from files
+    # shipped with it, not a CDN, so they work on a machine without internet
+    app = FastAPIOffline(title="digitrec", version=_version(), lifespan=lifespan,
                   description="Handwritten digit recognition: one digit (/v1/predict) or a "
                               "multi-digit number (/v1/ocr). The drawing page is at /.")
     app.state.limits = limits
