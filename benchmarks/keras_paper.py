@@ -1,16 +1,20 @@
 """The paper's appendix B script (Keras/TensorFlow), timed on the same MNIST files digitrec reads.
 
-The model, compile and fit settings are the appendix's, line for line:
+The model, compile and fit arguments are the appendix's, line for line:
 Conv2D(32,3,relu) MaxPool Conv2D(64,3,relu) MaxPool Flatten Dense(128,relu) Dense(10,softmax),
 optimizer='adam', loss='categorical_crossentropy', metrics=['accuracy'],
 fit(epochs=10, batch_size=64, validation_data=(x_test, y_test)).
-Only the data source differs (digitrec.mnist instead of keras.datasets, which downloads),
-and the training part of each epoch is timed (from the epoch's start until the
-validation pass begins), so validation is not counted as training time.
+What differs: the data source (digitrec.mnist instead of keras.datasets, which downloads);
+a fixed seed and TensorFlow's thread settings (`--threads`); the options `--limit` (a
+training subset) and `--no-validate` (no validation_data); `verbose=0` with a callback
+that times the training part of each epoch (from the epoch's start until the validation
+pass begins), so validation is not counted as training time. It reproduces the appendix's
+training only, not section 4's plots and reports (digitrec's report draws those).
 
 Needs the optional extra: pip install -e '.[bench]'   (tensorflow-cpu)
 Run alone:  python benchmarks/keras_paper.py --epochs 10            # the paper's full run
-Prints one JSON line: per-epoch training seconds, images/s, final test accuracy.
+Prints one JSON line: per-epoch training seconds, images/s and (unless --no-validate) each
+epoch's test accuracy, the last being the final one.
 """
 
 from __future__ import annotations

@@ -117,3 +117,18 @@ def test_report_says_when_a_temperature_was_refused(tmp_path):
                         "").read_text()
     assert ("Calibration: none (temperature 1): the temperature fitted on 16 validation images, 1.650, "
             "would have raised the ECE there (0.3693).") in page
+
+
+def test_curves_have_one_tick_per_epoch(tmp_path, monkeypatch):
+    """A one-epoch run (the fast recipe) is drawn at epoch 1, not on a 0.96 ... 1.04 axis."""
+    from matplotlib.figure import Figure
+
+    from digitrec import report
+
+    ticks = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: ticks.extend(
+        list(ax.get_xticks()) for ax in self.axes))
+    row = {"train_acc": 0.9, "val_acc": 0.9, "train_loss": 0.3, "val_loss": 0.3}
+    report.plot_curves([{"epoch": 1, **row}], tmp_path / "c.png")
+    report.plot_curves([{"epoch": e, **row} for e in (1, 2, 3)], tmp_path / "c.png")
+    assert ticks == [[1], [1], [1, 2, 3], [1, 2, 3]]

@@ -3,7 +3,8 @@
 The resolved config is written as `config.json` next to each run's outputs and
 stored inside every checkpoint. Defaults are the paper's (section 3.3 and its
 appendix code): Adam, categorical cross-entropy, batch 64, 10 epochs, inputs
-scaled to [0, 1].
+scaled to [0, 1]; except `val_split`: the paper validated on the test set, and
+digitrec holds 5,000 training images out instead (`val_split=0` is the paper's way).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class TrainConfig:
     lr: float = 1e-3              # Adam learning rate (Keras default)
     beta1: float = 0.9            # Adam beta_1 (Keras default)
     beta2: float = 0.999          # Adam beta_2 (Keras default)
-    eps: float = 1e-7             # Adam epsilon (Keras default; PyTorch's is 1e-8)
+    eps: float = 1e-7             # Adam epsilon (Keras default; PyTorch's is 1e-8; Keras adds it before bias correction)
     weight_decay: float = 0.0     # decoupled (AdamW) weight decay; the paper uses none
     val_split: int = 5000         # images held out of train for validation (stratified, seeded); 0 = validate on test like the paper
     limit: int = 0                # use only the first N training images (0 = all); for quick runs

@@ -61,7 +61,10 @@ def plot_curves(history: list[dict], path: Path, val_label: str = "Val", paper: 
     for a in (a1, a2):
         a.legend()
         a.grid(alpha=0.3)
-        a.xaxis.get_major_locator().set_params(integer=True)
+        if len(epochs) <= 15:
+            a.set_xticks(epochs)  # one tick per epoch (a lone epoch too: no 0.96 ... 1.04)
+        else:
+            a.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
