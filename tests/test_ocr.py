@@ -717,6 +717,19 @@ def test_empty_image_reads_nothing(recognizer):
         assert result.to_dict() == {"path": None, "text": "", "lines": []}
 
 
+def test_a_read_past_its_deadline_stops(recognizer, glyphs):
+    """The server's time limit reaches the OCR: past the deadline it stops with a TimeoutError
+    (within one possible digit) instead of reading on for a client that has had its 504."""
+    import time
+
+    image = paper(compose([number(glyphs, "4071958")] * 3))
+    assert ocr.read(recognizer, image, deadline=time.monotonic() + 60).text == "\n".join(["4071958"] * 3)
+    t = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        recognizer.read(image, deadline=time.monotonic())
+    assert time.perf_counter() - t < 1.0
+
+
 def test_recognizer_read_and_json(recognizer, glyphs, tmp_path):
     path = tmp_path / "n.png"
     paper(compose([number(glyphs, "907")])).save(path)

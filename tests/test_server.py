@@ -405,3 +405,50 @@ def test_serve_without_model_serves_the_bundled_one_whatever_the_shell_says(monk
     assert seen == {"model": None}
     server.serve(port=8999, model=tiny_onnx)
     assert seen == {"model": str(tiny_onnx.resolve())}
+
+
+def test_pages_answer_head_and_are_revalidated(client):
+    """HEAD works where GET does (uptime monitors, `curl -I`); pages and scripts carry no-cache, so a
+    browser asks again (ETag) and never runs a new page with an old script after an upgrade."""
+    for path in ("/", "/number", "/healthz", "/static/pad.js"):
+        assert client.head(path).status_code == 200, path
+    for path in ("/", "/number", "/static/pad.js", "/static/style.css"):
+        assert client.get(path).headers["cache-control"] == "no-cache", path
+    etag = client.get("/static/pad.js").headers["etag"]
+    assert client.get("/static/pad.js", headers={"if-none-match": etag}).status_code == 304
+
+
+def test_a_multipart_body_cut_short_is_malformed_and_pixels_must_be_numbers(client, mnist_test):
+    png = paper_style(mnist_test[0][0])
+    whole = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.png\"\r\n"
+             b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--XyZ--\r\n")
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    assert client.post("/v1/predict", content=whole, headers=headers).status_code == 200
+    body = err(client.post("/v1/predict", content=whole[:-9], headers=headers), 400, "bad_multipart")
+    assert "closing boundary" in body["message"]
+    err(client.post("/v1/predict", json={"pixels": [["1"] * 28] * 28}), 422, "invalid_json")
+    err(client.post("/v1/predict", json={"pixels": [[True] * 28] * 28}), 422, "invalid_json")
+
+
+def test_a_client_that_leaves_mid_body_is_no_internal_error(tiny_onnx, caplog):
+    """The body ends early and the connection closes: nothing to answer, and no 'a bug' in the log."""
+    import asyncio
+
+    app = create_app(tiny_onnx)
+    messages = iter([{"type": "http.request", "body": b"\x89PNG", "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive():
+        return next(messages)
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "path": "/v1/predict", "raw_path": b"/v1/predict", "query_string": b"", "root_path": "",
+             "scheme": "http", "server": ("test", 80), "client": ("test", 1),
+             "headers": [(b"content-type", b"image/png"), (b"content-length", b"1000")], "app": app}
+    with caplog.at_level("INFO", logger="digitrec.server"):
+        asyncio.run(app(scope, receive, send))
+    assert "internal error" not in caplog.text and "client left" in caplog.text

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -360,10 +361,33 @@ def _candidate(line: list[Comp], atoms: list[_Atom], first: int, last: int,
     return _Candidate(first, last, (int(x0), int(y0), int(x0 + w), int(y0 + h)), crop, penalty, mask)
 
 
+@dataclass
+class _Budget:
+    """What reading one image may still spend: possible digits, and time."""
+    candidates: int = MAX_CANDIDATES
+    deadline: float | None = None  # time.monotonic() past which reading stops (a server's timeout)
+
+    def spend(self) -> None:
+        """One more possible digit: an ImageError past MAX_CANDIDATES, a TimeoutError past the deadline."""
+        self.candidates -= 1
+        if self.candidates < 0:  # grain, a texture or a page of text: reading it would take minutes
+            from .errors import ImageError
+
+            raise ImageError(f"the image holds more than {MAX_CANDIDATES:,} possible digits; OCR reads a "
+                             "few lines of handwritten digits, not a texture, a grainy blank or a page of text")
+        _in_time(self.deadline)
+
+
+def _in_time(deadline: float | None) -> None:
+    """A TimeoutError once time.monotonic() is past `deadline` (None: no limit)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError("reading the image took longer than allowed")
+
+
 def _plan_line(line: list[Comp], small: set[int], ink: np.ndarray, h_line: float, flagged: set[int],
-               budget: list[int]):
-    """Atoms of a line and every candidate digit made of neighbouring atoms (`budget`: how many
-    more candidates the image may have, spent here)."""
+               budget: _Budget):
+    """Atoms of a line and every candidate digit made of neighbouring atoms (`budget`: what the
+    image may still spend, spent here)."""
     line = sorted(line, key=lambda c: c.cx)
     small = {id(c) for c in line if id(c) in small}
     atoms: list[_Atom] = []
@@ -384,12 +408,7 @@ def _plan_line(line: list[Comp], small: set[int], ink: np.ndarray, h_line: float
                 break  # a longer run is only wider
             if last - first >= RUN and not (atoms[first].left is None and atoms[last].right is None):
                 continue  # long runs only as whole components (a digit broken in two, each piece cut up)
-            budget[0] -= 1
-            if budget[0] < 0:  # grain, a texture or a page of text: reading it would take minutes
-                from .errors import ImageError
-
-                raise ImageError(f"the image holds more than {MAX_CANDIDATES:,} possible digits; OCR reads a "
-                                 "few lines of handwritten digits, not a texture, a grainy blank or a page of text")
+            budget.spend()
             cand = _candidate(line, atoms, first, last, ink, h_line, small)
             if cand is None:
                 continue
@@ -549,10 +568,11 @@ def _turn(ink: np.ndarray, angle: float):
     return turned, back
 
 
-def segment(recognizer, ink: np.ndarray):
+def segment(recognizer, ink: np.ndarray, deadline: float | None = None):
     """Steps 1-4 on an ink map: (the ink worked on, its (x, y) scale against `ink`, each line's plan).
 
     The recognizer only says which narrow components to cut (None: cut them all).
+    Past `deadline` (a time.monotonic() value) it stops with a TimeoutError.
     The ink worked on is `ink` itself unless the writing is big (then it is scaled down);
     a plan is (atoms, candidate digits, costs of skipping each atom). None when there is no ink.
     """
@@ -589,7 +609,9 @@ def segment(recognizer, ink: np.ndarray):
                          f"handwritten digits (at most {MAX_MARKS:,} marks), not a page or a texture")
     big = [c for c in comps if c.h >= 0.45 * h_ref]
     small = [c for c in comps if c.h < 0.45 * h_ref]
+    _in_time(deadline)
     lines = _lines(big)
+    _in_time(deadline)
     tall = _tall_groups(small, h_ref)
     for c in small:  # a small piece joins the line it sits in, next to a big component
         best, dist = None, math.inf
@@ -610,19 +632,24 @@ def segment(recognizer, ink: np.ndarray):
         heights.append(float(np.median([h for h in tall if h >= 0.6 * max(tall)])))  # not pieces of digits
         top = float(np.median([c.y0 for c in body]))
         small_ids -= {id(c) for c in line if id(c) in small_ids and _flat_digit(c, body, top, heights[-1])}
+    _in_time(deadline)
     flagged = _not_one_digit(recognizer, lines, heights, small_ids, ink)
-    budget = [MAX_CANDIDATES]
+    budget = _Budget(deadline=deadline)
     return ink, scale, [_plan_line(line, small_ids, ink, h, flagged, budget) for line, h in zip(lines, heights)]
 
 
-def read(recognizer, image, path: str | None = None) -> OcrResult:
-    """Read the numbers in `image` (path, bytes, file object, PIL image or array)."""
+def read(recognizer, image, path: str | None = None, deadline: float | None = None) -> OcrResult:
+    """Read the numbers in `image` (path, bytes, file object, PIL image or array). Past `deadline`
+    (a time.monotonic() value: a server's time limit) it stops with a TimeoutError, not reading on
+    for a client that has had its answer."""
     if path is None and isinstance(image, (str, os.PathLike)):
         path = str(image)
     ink, sx, sy = ink_map(image)
     height, width = round(ink.shape[0] * sy), round(ink.shape[1] * sx)
+    _in_time(deadline)
     ink, back = _unbox(ink) or _level(ink)
-    found = segment(recognizer, ink)
+    _in_time(deadline)
+    found = segment(recognizer, ink, deadline)
     if found is None:
         return OcrResult([], path)
     ink, scale, plans = found
@@ -636,6 +663,7 @@ def read(recognizer, image, path: str | None = None) -> OcrResult:
                 min(width, int(math.ceil(xs.max() * sx))), min(height, int(math.ceil(ys.max() * sy)))]
 
     crops = [c.crop for _, cands, _ in plans for c in cands if c.crop is not None]
+    _in_time(deadline)
     probs = recognizer.predict_normalized(np.stack(crops)) if crops else np.zeros((0, 10), np.float32)
     min_conf = float(getattr(recognizer, "min_confidence", 0.6))
     out, row = [], 0

@@ -190,11 +190,12 @@ class Recognizer:
             self._ocr = Recognizer.load(OCR_MODEL, self.min_confidence, self.threads)
         return self._ocr
 
-    def read(self, image):
-        """OCR: the numbers written in `image`, line by line (see `digitrec.ocr.read`)."""
+    def read(self, image, deadline: float | None = None):
+        """OCR: the numbers written in `image`, line by line (see `digitrec.ocr.read`; past
+        `deadline`, a time.monotonic() value, a TimeoutError)."""
         from .ocr import read
 
-        return read(self.ocr_reader(), image)
+        return read(self.ocr_reader(), image, deadline=deadline)
 
     def __repr__(self) -> str:
         return f"Recognizer({self.name!r}, source={self.source!r}, min_confidence={self.min_confidence})"

@@ -29,6 +29,8 @@ import base64
 import binascii
 import logging
 import os
+import threading
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
@@ -43,11 +45,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import DigitrecError
 
 log = logging.getLogger("digitrec.server")
+logging.getLogger("python_multipart").setLevel(logging.CRITICAL)  # its parse errors reach the client as 400s
 
 STATIC_DIR = resources.files("digitrec") / "static"
 
@@ -82,7 +86,7 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
 
 # ---------------------------------------------------------------- request bodies
 
-Pixel = Annotated[float, Field(ge=0, le=255, allow_inf_nan=False)]
+Pixel = Annotated[float, Field(ge=0, le=255, allow_inf_nan=False, strict=True)]  # numbers, not "1" or true
 Row = Annotated[list[Pixel], Field(min_length=28, max_length=28)]
 
 
@@ -240,7 +244,9 @@ async def _read_input(request: Request, limits: Limits, allow_pixels: bool):
             return np.asarray(payload.pixels, dtype=np.float32)  # the Recognizer reads 0-255 or [0, 1]
         data = _b64(payload.image)
     elif ctype == "multipart/form-data":
-        try:
+        if not (await request.body()).rstrip().endswith(b"--"):  # cut short: its parts are not all there
+            raise ApiError(400, "bad_multipart", "malformed multipart body: it ends before its closing boundary")
+        try:  # (the form is parsed from the body just read, kept by the request)
             form = await request.form(max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
         except StarletteHTTPException as e:
             raise ApiError(400, "bad_multipart", f"malformed multipart body: {e.detail}") from e
@@ -314,6 +320,7 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
                   description="Handwritten digit recognition: one digit (/v1/predict) or a "
                               "multi-digit number (/v1/ocr). The drawing page is at /.")
     app.state.limits = limits
+    ocr_slots = threading.BoundedSemaphore(os.cpu_count() or 1)  # OCRs running at once: one per core
     app.add_middleware(LimitsMiddleware, limits=limits)
     if limits.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -333,6 +340,11 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request, exc: RequestValidationError):
         return _error(422, "invalid_request", _validation_message(exc.errors()))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request, exc: ClientDisconnect):  # the client left mid-request: nobody to answer
+        log.info("client left during %s %s", request.method, request.url.path)
+        return JSONResponse({}, status_code=499)
 
     @app.exception_handler(Exception)
     async def _internal_error(request, exc: Exception):
@@ -367,7 +379,20 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
         if not callable(getattr(r, "read", None)):
             raise ApiError(501, "not_implemented", "OCR is not available in this version of digitrec")
         data = await _read_input(request, limits, allow_pixels=False)
-        result = await _call(r.read, data)
+        # OCR takes a core for up to seconds: as many run at once as there are cores, the others
+        # wait (and give up, unstarted, at the time limit); a read past the limit stops instead of
+        # working on for a client that has had its 504
+        deadline = time.monotonic() + limits.timeout_s
+
+        def read_in_turn():
+            if not ocr_slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise TimeoutError("no OCR slot came free within the time limit")
+            try:
+                return r.read(data, deadline=deadline)
+            finally:
+                ocr_slots.release()
+
+        result = await _call(read_in_turn)
         out = result.to_dict() if hasattr(result, "to_dict") else result
         if isinstance(out, dict) and out.get("path") is None:
             out = {**out, "path": "<upload>"}
@@ -390,20 +415,33 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
                 "ocr_model": r.ocr_reader().name if callable(getattr(r, "ocr_reader", None)) else None}
 
     @app.get("/healthz")
+    @app.head("/healthz", include_in_schema=False)  # uptime monitors often ask with HEAD
     async def healthz(request: Request):
         """Health check: 200 with the model's name once the model is loaded."""
         return {"status": "ok", "model": _recognizer(request).name}
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index():
-        return FileResponse(str(STATIC_DIR / "index.html"))
+        return FileResponse(str(STATIC_DIR / "index.html"), headers=REVALIDATE)
 
-    @app.get("/number", include_in_schema=False)
+    @app.api_route("/number", methods=["GET", "HEAD"], include_in_schema=False)
     async def number_page():
-        return FileResponse(str(STATIC_DIR / "number.html"))
+        return FileResponse(str(STATIC_DIR / "number.html"), headers=REVALIDATE)
 
-    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
+    app.mount("/static", _Revalidated(directory=str(STATIC_DIR)), name="static")
     return app
+
+
+# The pages and their scripts are checked with the server on every load (ETag: usually a 304), so
+# after an upgrade a browser never runs a new page with an old script.
+REVALIDATE = {"Cache-Control": "no-cache"}
+
+
+class _Revalidated(StaticFiles):
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers.update(REVALIDATE)
+        return response
 
 
 def _version() -> str:
