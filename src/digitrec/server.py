@@ -44,9 +44,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .errors import DigitrecError
 
@@ -244,7 +245,8 @@ async def _read_input(request: Request, limits: Limits, allow_pixels: bool):
             return np.asarray(payload.pixels, dtype=np.float32)  # the Recognizer reads 0-255 or [0, 1]
         data = _b64(payload.image)
     elif ctype == "multipart/form-data":
-        if not (await request.body()).rstrip().endswith(b"--"):  # cut short: its parts are not all there
+        boundary = parse_options_header(request.headers["content-type"])[1].get(b"boundary", b"")
+        if b"--" + boundary + b"--" not in await request.body():  # cut short: its parts are not all there
             raise ApiError(400, "bad_multipart", "malformed multipart body: it ends before its closing boundary")
         try:  # (the form is parsed from the body just read, kept by the request)
             form = await request.form(max_files=1, max_fields=10, max_part_size=limits.max_body_bytes)
