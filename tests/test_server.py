@@ -424,6 +424,7 @@ def test_a_multipart_body_cut_short_is_malformed_and_pixels_must_be_numbers(clie
              b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--XyZ--\r\n")
     headers = {"content-type": "multipart/form-data; boundary=XyZ"}
     assert client.post("/v1/predict", content=whole, headers=headers).status_code == 200
+    assert client.post("/v1/predict", content=whole + b"an epilogue", headers=headers).status_code == 200
     body = err(client.post("/v1/predict", content=whole[:-9], headers=headers), 400, "bad_multipart")
     assert "closing boundary" in body["message"]
     err(client.post("/v1/predict", json={"pixels": [["1"] * 28] * 28}), 422, "invalid_json")
