@@ -40,7 +40,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -422,15 +422,17 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
         """Health check: 200 with the model's name once the model is loaded."""
         return {"status": "ok", "model": _recognizer(request).name}
 
+    static = _Revalidated(directory=str(STATIC_DIR))  # the pages too: ETag, 304, no-cache
+
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-    async def index():
-        return FileResponse(str(STATIC_DIR / "index.html"), headers=REVALIDATE)
+    async def index(request: Request):
+        return await static.get_response("index.html", request.scope)
 
     @app.api_route("/number", methods=["GET", "HEAD"], include_in_schema=False)
-    async def number_page():
-        return FileResponse(str(STATIC_DIR / "number.html"), headers=REVALIDATE)
+    async def number_page(request: Request):
+        return await static.get_response("number.html", request.scope)
 
-    app.mount("/static", _Revalidated(directory=str(STATIC_DIR)), name="static")
+    app.mount("/static", static, name="static")
     return app
 
 
