@@ -132,3 +132,17 @@ def test_curves_have_one_tick_per_epoch(tmp_path, monkeypatch):
     report.plot_curves([{"epoch": 1, **row}], tmp_path / "c.png")
     report.plot_curves([{"epoch": e, **row} for e in (1, 2, 3)], tmp_path / "c.png")
     assert ticks == [[1], [1], [1, 2, 3], [1, 2, 3]]
+
+
+def test_misclassified_titles_read_as_the_papers(tmp_path, monkeypatch):
+    import numpy as np
+    from matplotlib.axes import Axes
+
+    from digitrec import report
+
+    titles = []
+    monkeypatch.setattr(Axes, "set_title", lambda self, s, **k: titles.append(s))
+    probs = np.full((2, 10), 0.05)
+    probs[0, 9], probs[1, 1] = 0.55, 0.55
+    assert report.plot_misclassified(np.zeros((2, 28, 28)), np.array([4, 1]), probs, tmp_path / "m.png") == 1
+    assert titles == ["True: 4, Pred: 9\n55.0%"]

@@ -83,7 +83,7 @@ def plot_misclassified(images, labels, probs, path: Path, max_items: int = 40) -
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
         ax.imshow(images[i], cmap="gray")
-        ax.set_title(f"true {labels[i]} pred {preds[i]}\n{probs[i, preds[i]]:.1%}", fontsize=8)
+        ax.set_title(f"True: {labels[i]}, Pred: {preds[i]}\n{probs[i, preds[i]]:.1%}", fontsize=8)  # the paper's titles
     if not len(wrong):
         axes[0, 0].text(0, 0.5, "no misclassified samples", fontsize=12)
     fig.suptitle("Misclassified test digits, most confident first")
