@@ -116,7 +116,8 @@ def number(glyphs, text, which=0):
     return [(glyphs[int(c)][which % len(glyphs[int(c)])], 0) for c in text]
 
 
-@pytest.mark.parametrize("edge", ["frame", "frame of 2 px", "grid lines on two sides", "desk"])
+@pytest.mark.parametrize("edge", ["frame", "frame of 2 px", "grid lines on two sides", "desk",
+                                  "wide desk on the top and left"])
 def test_dark_lines_or_a_desk_along_the_image_edges_are_not_the_paper(recognizer, glyphs, edge):
     """A form field cropped at its printed box, squared paper cut on a grid line, a sheet photographed
     on a desk: the border is dark, but the paper (most of the image, just inside the border) is light."""
@@ -127,10 +128,13 @@ def test_dark_lines_or_a_desk_along_the_image_edges_are_not_the_paper(recognizer
     elif edge.startswith("grid"):
         ink[0], ink[:, 0] = 0.8, 0.8
         ink[::40], ink[:, ::40] = np.maximum(ink[::40], 0.8), np.maximum(ink[:, ::40], 0.8)
-    else:
+    elif edge == "desk":
         d = round(0.06 * min(ink.shape))
         ink = np.pad(np.zeros_like(ink), d, constant_values=0.95)
         ink[d:-d, d:-d] = compose([number(glyphs, "52816")], margin=30)
+    else:  # a fifth of the image's height: far wider than a ring inside the border (EDGE) could see
+        d = round(0.2 * ink.shape[0])
+        ink = np.pad(ink, ((d, 0), (d, 0)), constant_values=0.95)
     image = paper(ink)
     assert np.median(np.concatenate([np.asarray(image)[0], np.asarray(image)[:, 0]])) < 128  # a dark border
     assert ocr.read(recognizer, image).text == "52816"

@@ -302,10 +302,11 @@ def _light_background(gray: np.ndarray) -> bool:
     which holds even when a fat digit fills most of the frame; but a thin edge (the printed frame
     of a form field cropped at its box, a grid line of squared paper, a strip of desk around a
     photographed sheet) can hide the paper there. So when the border disagrees with most of the
-    image, each of its four sides is one even tone (PURE of it on one side: a frame, a strip, paper,
-    not a digit cropped close, whose strokes cross it), and a ring of pixels just inside it (within
-    EDGE of the smaller side) is almost all (PURE) on the image's side, that ring is the paper; a fat
-    digit's strokes never fill one."""
+    image and each of its four sides is one even tone (PURE of it on one side: a frame, a strip, paper,
+    not a digit cropped close, whose strokes cross it), the paper is the image's tone if some side
+    shows it (a desk along the other sides, however wide), or if a ring of pixels just inside the
+    border (within EDGE of the smaller side) is almost all (PURE) of it; a fat digit's strokes
+    never fill one."""
     light = gray > (float(gray.min()) + float(gray.max())) / 2
 
     def ring(d: int) -> list:  # the four sides of the ring of pixels d inside the border
@@ -313,9 +314,11 @@ def _light_background(gray: np.ndarray) -> bool:
         return [g[0], g[-1], g[:, 0], g[:, -1]]
 
     border, image = float(np.mean(np.concatenate(ring(0)))) > 0.5, float(np.median(light[::2, ::2])) > 0.5
-    even = all(abs(float(np.mean(side)) - 0.5) >= PURE - 0.5 for side in ring(0))
-    if border == image or not even:
+    sides = [float(np.mean(side)) for side in ring(0)]
+    if border == image or not all(abs(s - 0.5) >= PURE - 0.5 for s in sides):
         return border
+    if any((s >= PURE) == image for s in sides):  # some sides are the paper: the others, a desk or frame
+        return image
     depth = min(max(1, round(EDGE * min(gray.shape))), (min(gray.shape) - 1) // 2)
     on_image = (lambda s: s >= PURE) if image else (lambda s: s <= 1 - PURE)
     return image if any(on_image(float(np.mean(np.concatenate(ring(d))))) for d in range(1, depth + 1)) else border
