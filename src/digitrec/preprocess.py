@@ -317,10 +317,10 @@ def _light_background(gray: np.ndarray) -> bool:
     sides = [float(np.mean(side)) for side in ring(0)]
     if border == image or not all(abs(s - 0.5) >= PURE - 0.5 for s in sides):
         return border
-    if any((s >= PURE) == image for s in sides):  # some sides are the paper: the others, a desk or frame
+    on_image = (lambda s: s >= PURE) if image else (lambda s: s <= 1 - PURE)  # a light share that is paper
+    if any(on_image(s) for s in sides):  # some sides are the paper: the others, a desk or frame
         return image
     depth = min(max(1, round(EDGE * min(gray.shape))), (min(gray.shape) - 1) // 2)
-    on_image = (lambda s: s >= PURE) if image else (lambda s: s <= 1 - PURE)
     return image if any(on_image(float(np.mean(np.concatenate(ring(d))))) for d in range(1, depth + 1)) else border
 
 

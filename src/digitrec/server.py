@@ -436,15 +436,13 @@ def create_app(model_path=None, *, recognizer=None, limits: Limits | None = None
     return app
 
 
-# The pages and their scripts are checked with the server on every load (ETag: usually a 304), so
-# after an upgrade a browser never runs a new page with an old script.
-REVALIDATE = {"Cache-Control": "no-cache"}
-
-
 class _Revalidated(StaticFiles):
+    """Static files that a browser checks with the server on every load (ETag: usually a 304), so
+    after an upgrade it never runs a new page with an old script."""
+
     def file_response(self, *args, **kwargs):
         response = super().file_response(*args, **kwargs)
-        response.headers.update(REVALIDATE)
+        response.headers["Cache-Control"] = "no-cache"
         return response
 
 
