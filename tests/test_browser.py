@@ -7,6 +7,7 @@ installs it). Screenshots go to $DIGITREC_ARTIFACTS, or to a pytest temporary fo
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -292,6 +294,17 @@ def test_api_docs_render_without_internet(browser, server, artifacts):
     pg.screenshot(path=str(artifacts / "api_docs.png"))
     ctx.close()
     assert not errors, errors
+
+
+def test_an_oversized_body_sent_whole_gets_its_413_not_a_reset(server):
+    """urllib sends the whole body before it reads the answer; the live server reads and drops it, then
+    answers 413 (refusing at once, with the body unread, reset the connection: ConnectionResetError)."""
+    for body in (b"\0" * (5 << 20), iter([b"\0" * (1 << 20)] * 6)):  # Content-Length, then chunked
+        request = urllib.request.Request(server + "/v1/predict", data=body, headers={"Content-Type": "image/png"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=30)
+        assert e.value.code == 413
+        assert json.loads(e.value.read())["error"] == "body_too_large"
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated
@@ -153,15 +153,34 @@ ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 504)}
 
 # ---------------------------------------------------------------- middleware
 
+DRAIN_BYTES = 64 * 1024 * 1024  # an oversized body up to this size is read and dropped before its 413
+
+
 class LimitsMiddleware:
     """Pure ASGI middleware: request body cap (413) and whole-request time limit (504).
 
     The cap is checked on Content-Length up front and on the bytes actually
-    received (chunked bodies), so a large body is refused before it is read.
+    received (chunked bodies), so a large body is never decoded. Unless the
+    client asked `Expect: 100-continue` (curl does, and then sends nothing), the
+    rest of an oversized body, up to `DRAIN_BYTES`, is read and dropped before the
+    413 goes out: a client that sends its whole body before reading the answer
+    (Python's urllib, for one) would otherwise see the connection reset, not the 413.
     """
 
     def __init__(self, app, limits: Limits):
         self.app, self.limits = app, limits
+
+    async def _drain(self, receive, scope):
+        if (b"expect", b"100-continue") in [(k, v.lower()) for k, v in scope.get("headers", [])]:
+            return
+        seen = 0
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self.limits.timeout_s):
+                while seen <= DRAIN_BYTES:
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
+                    seen += len(message.get("body", b""))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -175,6 +194,8 @@ class LimitsMiddleware:
                 except ValueError:
                     return await _error(400, "bad_request", "invalid Content-Length header")(scope, receive, send)
                 if n > cap:
+                    if n <= DRAIN_BYTES:
+                        await self._drain(receive, scope)
                     return await _error(413, too_big.code, too_big.message,
                                         {"Connection": "close"})(scope, receive, send)
         received = 0
@@ -185,6 +206,8 @@ class LimitsMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > cap:
+                    if message.get("more_body"):
+                        await self._drain(receive, scope)
                     raise too_big
             return message
 
