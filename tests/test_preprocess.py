@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from scipy import ndimage
 
 from digitrec.errors import ImageError
 from digitrec.preprocess import load_image, normalize_digit, preprocess, to_ink
@@ -103,6 +104,19 @@ def test_specks_are_removed():
             dirty[y:y + 3, x:x + 3] = 20
     a, b = preprocess(clean), preprocess(Image.fromarray(dirty))
     assert np.abs(a - b).max() < 0.05
+
+
+def test_a_stroke_that_fades_in_places_stays_whole():
+    """A 3-px pen line at full strength, then a stretch at a quarter of it (a pen running dry, a
+    light scan): the faint stretch joins the strokes at both its ends, so it is kept, not erased
+    as background between two pieces (to_ink used to keep only 1 px of rim around strong ink)."""
+    ink = np.zeros((80, 60), np.float32)
+    ink[10:70, 28:31] = 1.0
+    ink[30:50, 28:31] = 0.25
+    out = to_ink(Image.fromarray((235 - 205 * ink).round().astype(np.uint8)), max_side=200)
+    assert out[33:47, 28:31].min() > 0.15                  # the faint stretch is there...
+    assert ndimage.label(out > 0, structure=np.ones((3, 3)))[1] == 1  # ...and the line is one piece
+    assert out[:, :20].max() == 0 and out[:, 40:].max() == 0  # the paper stays blank
 
 
 @pytest.mark.parametrize("make", [

@@ -37,6 +37,8 @@ SIZE = 28                    # MNIST: the field
 CENTRE = 14.0                # MNIST: where the centre of mass lands (measured on MNIST train: 14.00 ± 0.29)
 SMALL_DIGIT = 32             # a digit spanning fewer working pixels than this is re-cut at full size
 MIN_CONTRAST = 0.12          # below this ink contrast (0-1 scale) the image is blank
+STRONG = 0.35                # ink above this (0-1, after the contrast stretch) is surely a stroke
+FAINT = 0.15                 # fainter ink above this stays when it joins a stroke
 EDGE = 0.12                  # a border this thin (share of the smaller side) may be a frame, not the paper
 PURE = 0.8                   # ... when a ring of pixels inside it is this much the image's background
 
@@ -261,7 +263,8 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
       (a canvas export of black strokes on transparent pixels works);
     - polarity: the background is what the image's border mostly shows; dark-on-light is inverted;
     - uneven lighting: a smooth background estimate is subtracted, then contrast stretched;
-    - specks: connected blobs much smaller than the largest one are erased.
+    - specks: connected blobs much smaller than the largest one are erased (a blob: its strong
+      pixels and the fainter ink joined to them, so a thin stroke that fades in places stays whole).
     Large images are first reduced to at most `max_side` pixels on the longer side (with
     `fast`, by an integer factor only: between max_side/2 and max_side, quicker).
     Blobs smaller than `speck_fraction` of the largest are specks (OCR passes its own values).
@@ -284,10 +287,13 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
     if peak < MIN_CONTRAST:
         return np.zeros(ink.shape, np.float32)
     ink = np.clip(ink * (1.0 / peak), 0.0, 1.0).astype(np.float32, copy=False)
-    labels, n = ndimage.label(ink > 0.35, structure=np.ones((3, 3), bool))
-    if n == 0:
+    strong = ink > STRONG
+    labels, n = ndimage.label(ink > FAINT, structure=np.ones((3, 3), bool))
+    if n == 0 or not strong.any():
         return np.zeros(ink.shape, np.float32)
-    sizes = np.bincount(labels.ravel())
+    # a blob is its strong pixels and the faint ink joined to them (a thin stroke that fades in
+    # places stays whole); its size is its strong pixels
+    sizes = np.bincount(labels[strong], minlength=n + 1)
     sizes[0] = 0
     keep = sizes >= max(4, speck_fraction * sizes.max())
     keep[0] = False
