@@ -327,7 +327,7 @@ def test_digit_in_two_cut_up_pieces_is_read_whole(recognizer, all_mnist_test, se
 @pytest.mark.parametrize("seed, index", [(50, 202), (59, 104)])
 def test_thin_strokes_that_fade_in_places_are_read_whole(recognizer, all_mnist_test, seed, index):
     """Benchmark numbers (separated digits) with a thin, light-pen 9 and 4 whose strokes fade in
-    places: the ink map keeps the faint stretches that join strong ink (`preprocess.FAINT`), so
+    places: the ink map keeps the faint stretches that join strong ink (`preprocess.FADED`), so
     each digit is read whole (before: "?0888" and "97196", the faint stretches erased)."""
     sample = ocrbench.make_sample(*all_mnist_test, index, ocrbench.BenchConfig(seed=seed))
     assert not sample.touching
@@ -646,14 +646,15 @@ def test_faint_lined_paper_turned_a_little_is_erased(recognizer, glyphs, monkeyp
     closed). On the stroke mask instead (as before 2026-12-06), the lines or the margin are read
     as digits. Fainter lines turned by under 1° are lost in gaps of 30-150 px, too long to close;
     their faint pieces are joined across them (`ruling._bridged`), and without that (BRIDGE 0)
-    they are read as digits. (Since 2026-12-07, stop 40, the ink map keeps faint ink joined to strong ink,
-    `preprocess.FAINT`, which holds most of these lines together by itself; each rule is checked
-    with the ink map as it was, which loses them, as it still does lines fainter than FAINT.)"""
+    they are read as digits. (Since 2026-12-07, stop 40, the ink map keeps faint ink joined to
+    strong ink, `preprocess.FADED`, which holds most of these lines together by itself; each rule
+    is checked with the ink map as it was, which loses them, as it still does lines fainter than
+    FADED.)"""
     ink, digits = lined(glyphs, [("41711", 0), ("4071958", 4)], line=1)
     faint = np.maximum(grey * (ink > digits), digits)
     image = paper(faint).rotate(degrees, Image.Resampling.BICUBIC, expand=True, fillcolor=235)
     assert ocr.read(recognizer, image).text == "41711\n4071958"
-    monkeypatch.setattr(preprocess, "FAINT", preprocess.STRONG)  # the ink map before that
+    monkeypatch.setattr(preprocess, "FADED", preprocess.STRONG)  # the ink map before that
     assert ocr.read(recognizer, image).text == "41711\n4071958"
     if without == "joined":
         monkeypatch.setattr(ruling, "_joined", lambda ink: ink > ocr.INK)  # the stroke mask: as before

@@ -38,7 +38,7 @@ CENTRE = 14.0                # MNIST: where the centre of mass lands (measured o
 SMALL_DIGIT = 32             # a digit spanning fewer working pixels than this is re-cut at full size
 MIN_CONTRAST = 0.12          # below this ink contrast (0-1 scale) the image is blank
 STRONG = 0.35                # ink above this (0-1, after the contrast stretch) is surely a stroke
-FAINT = 0.15                 # fainter ink above this stays when it joins a stroke
+FADED = 0.15                 # fainter ink above this stays when it joins a stroke (a stroke fading)
 EDGE = 0.12                  # a border this thin (share of the smaller side) may be a frame, not the paper
 PURE = 0.8                   # ... when a ring of pixels inside it is this much the image's background
 
@@ -288,11 +288,10 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
         return np.zeros(ink.shape, np.float32)
     ink = np.clip(ink * (1.0 / peak), 0.0, 1.0).astype(np.float32, copy=False)
     strong = ink > STRONG
-    labels, n = ndimage.label(ink > FAINT, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(ink > FADED, structure=np.ones((3, 3), bool))
     if n == 0 or not strong.any():
         return np.zeros(ink.shape, np.float32)
-    # a blob is its strong pixels and the faint ink joined to them (a thin stroke that fades in
-    # places stays whole); its size is its strong pixels
+    # a blob's size is its strong pixels
     sizes = np.bincount(labels[strong], minlength=n + 1)
     sizes[0] = 0
     keep = sizes >= max(4, speck_fraction * sizes.max())

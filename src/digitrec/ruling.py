@@ -197,7 +197,8 @@ def _bridged(band: np.ndarray, ink: np.ndarray) -> np.ndarray:
     `band` at least RULE long along most of which `ink`, in its row and the 4 rows either side, is
     fainter than FAINT: no stroke of writing, nor the faint rim along one. Between 0.2° and 1° a
     faint 1 px line is lost for about half of every step between rows, 30-150 px (the ink map
-    keeps no ink that far from ink above 0.35, `preprocess.to_ink`), in pieces about as long."""
+    keeps no ink that far from ink above 0.35 unless it is above `preprocess.FADED` and joins
+    it, `preprocess.to_ink`), in pieces about as long."""
     ids, length = run_ids(band)
     faint = np.bincount(ids.ravel(), (ndimage.maximum_filter1d(ink, 9, axis=0) < FAINT).ravel(), len(length))
     pieces = (length[ids] >= RULE) & (2 * faint[ids] > length[ids])
