@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from digitrec import preprocess as preprocess_module
 from digitrec.errors import ImageError
 from digitrec.preprocess import load_image, normalize_digit, preprocess, to_ink
 
@@ -117,6 +118,22 @@ def test_a_stroke_that_fades_in_places_stays_whole():
     assert out[33:47, 28:31].min() > 0.15                  # the faint stretch is there...
     assert ndimage.label(out > 0, structure=np.ones((3, 3)))[1] == 1  # ...and the line is one piece
     assert out[:, :20].max() == 0 and out[:, 40:].max() == 0  # the paper stays blank
+
+
+def test_faint_ink_is_not_the_paper_noise_around_a_stroke(monkeypatch):
+    """On a grainy, low-contrast photo the paper's noise around a stroke reaches the faint level too;
+    it is kept only where it stands NOISE σ above the paper, so the stroke keeps no halo of grain
+    (without that guard, two thirds of the paper around the line would be kept)."""
+    rng = np.random.default_rng(0)
+    ink = np.zeros((120, 120), np.float32)
+    ink[20:100, 58:62] = 1.0
+    gray = 200 - 60 * ink + rng.normal(0, 18, ink.shape)
+    image = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8))
+    far = np.ones(ink.shape, bool)
+    far[14:106, 52:68] = False                               # more than 6 px from the line
+    assert (to_ink(image, max_side=200)[far] > 0).mean() < 0.01
+    monkeypatch.setattr(preprocess_module, "NOISE", 0.0)
+    assert (to_ink(image, max_side=200)[far] > 0).mean() > 0.05
 
 
 @pytest.mark.parametrize("make", [

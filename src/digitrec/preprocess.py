@@ -39,6 +39,7 @@ SMALL_DIGIT = 32             # a digit spanning fewer working pixels than this i
 MIN_CONTRAST = 0.12          # below this ink contrast (0-1 scale) the image is blank
 STRONG = 0.35                # ink above this (0-1, after the contrast stretch) is surely a stroke
 FADED = 0.15                 # fainter ink above this stays when it joins a stroke (a stroke fading)
+NOISE = 5.0                  # ... and when it stands this many noise σ above the paper
 EDGE = 0.12                  # a border this thin (share of the smaller side) may be a frame, not the paper
 PURE = 0.8                   # ... when a ring of pixels inside it is this much the image's background
 
@@ -264,7 +265,8 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
     - polarity: the background is what the image's border mostly shows; dark-on-light is inverted;
     - uneven lighting: a smooth background estimate is subtracted, then contrast stretched;
     - specks: connected blobs much smaller than the largest one are erased (a blob: its strong
-      pixels and the fainter ink joined to them, so a thin stroke that fades in places stays whole).
+      pixels and the fainter ink joined to them, so a thin stroke that fades in places stays whole;
+      fainter ink counts only where it stands clear of the image's noise, so grain stays paper).
     Large images are first reduced to at most `max_side` pixels on the longer side (with
     `fast`, by an integer factor only: between max_side/2 and max_side, quicker).
     Blobs smaller than `speck_fraction` of the largest are specks (OCR passes its own values).
@@ -288,7 +290,13 @@ def to_ink(image: Image.Image, *, max_side: int = WORK_SIDE, speck_fraction: flo
         return np.zeros(ink.shape, np.float32)
     ink = np.clip(ink * (1.0 / peak), 0.0, 1.0).astype(np.float32, copy=False)
     strong = ink > STRONG
-    labels, n = ndimage.label(ink > FADED, structure=np.ones((3, 3), bool))
+    # fainter ink joins a stroke where its 3×3 mean passes FADED and stands clear of the image's
+    # own noise (NOISE σ of it, the σ from the median absolute deviation of the fine detail)
+    smooth = _box3(ink)
+    detail = ink - smooth
+    mad = float(np.median(np.abs(detail - np.median(detail))))
+    sigma = 1.4826 * mad / 0.943 / 3  # of white noise, after the 3×3 mean (the detail keeps 0.943 of it)
+    labels, n = ndimage.label(strong | (smooth > max(FADED, NOISE * sigma)), structure=np.ones((3, 3), bool))
     if n == 0 or not strong.any():
         return np.zeros(ink.shape, np.float32)
     # a blob's size is its strong pixels
