@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from digitrec import checkpoint
+from digitrec.errors import DigitrecError
 from digitrec.recognizer import Recognizer
 
 
@@ -177,3 +178,56 @@ def test_a_deskewing_model_exports_with_its_deskew(tmp_path, mnist_test):
     probs = Recognizer(to_onnx_bytes(ckpt)).predict_normalized(pixels)
     assert np.abs(probs - probs_pt).max() <= 1e-4
     assert (probs.argmax(1) == y).mean() > 0.85  # one epoch on 3,200 images
+
+
+def test_export_never_writes_over_a_model_it_reads(tiny_run, tmp_path, capsys):
+    from digitrec.cli import main
+
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes((tiny_run / "best.pt").read_bytes())
+    before = ckpt.read_bytes()
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "." / "best.pt")]) == 2
+    assert "one of the models to export" in capsys.readouterr().err and ckpt.read_bytes() == before
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.update(model="nosuch"), "unknown model 'nosuch'"),
+    (lambda c: c.pop("weights"), "no weights"),
+    (lambda c: c["weights"].pop(next(iter(c["weights"]))), "do not fit model 'paper_cnn'"),
+    (lambda c: c.update(model_kwargs={"foo": 1}), "do not fit model 'paper_cnn'"),
+    (lambda c: c.pop("normalization"), "no input normalization"),
+    (lambda c: next(iter(c["weights"].values())).fill_(float("nan")), "NaN or infinite"),
+    (lambda c: c.update(calibration={"temperature": 0.0}), "temperature 0.0"),
+])
+def test_a_checkpoint_that_cannot_be_used_is_refused_by_name(tiny_run, tmp_path, capsys, change, message):
+    """A file marked as a digitrec checkpoint with contents that do not make a model: one line naming
+    the file and what is wrong, exit 2, from every command that reads it (no traceback, no NaN answers)."""
+    from digitrec.cli import main
+
+    ckpt = checkpoint.load(tiny_run / "best.pt")
+    change(ckpt)
+    bad = tmp_path / "bad.pt"
+    checkpoint.save(bad, ckpt)
+    for args in (["predict", str(tiny_run / "history.csv"), "--model", str(bad)],
+                 ["evaluate", str(bad), "--limit", "10"], ["export", str(bad), "-o", str(tmp_path / "x.onnx")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{bad}: not a usable digitrec checkpoint" in err and message in err, (args, err)
+
+
+def test_an_onnx_model_that_does_not_give_ten_probabilities_is_refused(tmp_path):
+    five = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Flatten", ["pixels"], ["flat"]),
+         onnx.helper.make_node("Slice", ["flat", "lo", "hi", "axis"], ["probs"]),
+         onnx.helper.make_node("Identity", ["probs"], ["logits"])], "g",
+        [onnx.helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, ["n", 1, 28, 28])],
+        [onnx.helper.make_tensor_value_info("probs", onnx.TensorProto.FLOAT, ["n", 5]),
+         onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, ["n", 5])],
+        [onnx.numpy_helper.from_array(np.array([0], np.int64), "lo"),
+         onnx.numpy_helper.from_array(np.array([5], np.int64), "hi"),
+         onnx.numpy_helper.from_array(np.array([1], np.int64), "axis")]),
+        opset_imports=[onnx.helper.make_opsetid("", 17)])
+    path = tmp_path / "five.onnx"
+    path.write_bytes(five.SerializeToString())
+    with pytest.raises(DigitrecError, match=r"10 digit probabilities per image expected; it gives shape \[1, 5\]"):
+        Recognizer.load(path)

@@ -806,6 +806,21 @@ def test_cli_ocr_reads_folders_and_globs_as_predict_does(glyphs, tmp_path, capsy
     assert "name the image file to write" in capsys.readouterr().err
 
 
+def test_cli_ocr_never_draws_over_an_input_image(glyphs, tmp_path, capsys):
+    path = tmp_path / "n.png"
+    paper(compose([number(glyphs, "2580")])).save(path)
+    before = path.read_bytes()
+    assert main(["ocr", str(path), "--overlay", str(tmp_path / "." / "n.png")]) == 2
+    assert "that is the input image" in capsys.readouterr().err and path.read_bytes() == before
+    named = tmp_path / "n.ocr.png"  # an input with the name its overlay would take, in the overlay folder
+    paper(compose([number(glyphs, "31")])).save(named)
+    kept = named.read_bytes()
+    assert main(["ocr", str(path), str(named), "--overlay", str(tmp_path)]) == 0
+    assert named.read_bytes() == kept and path.read_bytes() == before
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["n-2.ocr.png", "n.ocr.ocr.png", "n.ocr.png", "n.png"]
+    capsys.readouterr()
+
+
 def test_bench_generator_is_deterministic_and_scored(mnist_test):
     x, y = mnist_test
     cfg = ocrbench.BenchConfig(n=4, length=(3, 10), touching_share=1.0, seed=7)
@@ -846,6 +861,19 @@ def test_bench_cli_scores_a_range_of_seeds_together(capsys):
     assert config["seeds"] == [0, 1] and config["seed"] == "0-1" and n == 6
     parts = [run("0"), run("1")]
     assert right == sum(p[2] for p in parts) and digits == sum(p[3] for p in parts)
-    for bad in ("4-0", "x", "-1"):
+    for bad in ("4-0", "x", "-1", "0-"):
         assert main(["ocr-bench", "--n", "3", "--seed", bad]) == 2
         assert "--seed must be" in capsys.readouterr().err
+    assert main(["ocr-bench", "--n", "3", "--length", "3-"]) == 2
+    assert "--length must be" in capsys.readouterr().err
+
+
+def test_bench_cli_refuses_a_failures_folder_it_cannot_make_before_reading(tmp_path, capsys, monkeypatch):
+    """--save-failures naming a file fails at once, before a number is read (not after the whole run)."""
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"a file")
+    read = []
+    monkeypatch.setattr(ocr, "read", lambda *a, **k: read.append(1))
+    assert main(["ocr-bench", "--n", "3", "--save-failures", str(taken)]) == 2
+    assert "--save-failures" in capsys.readouterr().err and read == []
+    assert taken.read_bytes() == b"a file"

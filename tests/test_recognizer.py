@@ -210,6 +210,19 @@ def test_predict_cli_json(images, tmp_path):
         assert set(row) >= {"path", "status", "label", "probability", "top_k", "error"}
 
 
+def test_predict_never_writes_a_normalized_image_over_an_input(images, tmp_path):
+    """--save-normalized into the inputs' own folder: an input's name goes to the next free name."""
+    source = images / "digit0_7.png"
+    here = tmp_path / "digit0_7.png"
+    here.write_bytes(source.read_bytes())
+    r = run_cli("predict", str(here), "--json", "--save-normalized", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert here.read_bytes() == source.read_bytes()
+    assert json.loads(r.stdout)[0]["normalized"] == str(tmp_path / "digit0_7-2.png")
+    r = run_cli("predict", "", "--json")  # an empty argument is no file (Path('') would be the folder)
+    assert r.returncode == 1 and json.loads(r.stdout)[0]["error"] == "empty path"
+
+
 def test_predict_cli_exit_codes_and_table(images):
     ok = run_cli("predict", str(images / "digit*.png"))
     assert ok.returncode == 0, ok.stderr
@@ -299,3 +312,18 @@ def test_several_digits_in_one_image_are_not_one_digit(default, tiny_onnx, mnist
     r = run_cli("predict", str(tmp_path / "number.png"))
     assert r.returncode == 0 and "not one digit: " in r.stdout
     assert "1 image(s) look like more than one digit: `digitrec ocr` reads numbers" in r.stdout
+
+
+def test_bad_arrays_and_empty_images_are_image_errors(default):
+    from digitrec.errors import ImageError
+
+    for bad in (Image.new("RGB", (0, 0)), np.full((5, 5), "a"), np.full((28, 28), None, object)):
+        with pytest.raises(ImageError):
+            default.predict(bad)
+    with pytest.raises(ImageError, match="no pixels"):
+        default.read(Image.new("L", (0, 0)))
+    p = default.predict(np.zeros((28, 28), np.float32) + np.eye(28, dtype=np.float32))
+    with pytest.raises(ValueError, match="top_k"):
+        p.to_dict(top_k=-1)
+    with pytest.raises(DigitrecError, match="threads"):
+        Recognizer.load(threads=0)

@@ -17,6 +17,7 @@ leaves a half-written checkpoint.
 
 from __future__ import annotations
 
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .errors import DigitrecError
-from .models import create_model
+from .models import REGISTRY, create_model
 
 FORMAT = "digitrec-checkpoint/1"
 
@@ -56,13 +57,47 @@ def load(path) -> dict:
         raise DigitrecError(f"{path}: not a readable digitrec checkpoint ({reason})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise DigitrecError(f"{path}: not a digitrec checkpoint (format {FORMAT} expected)")
+    problem = _unusable(ckpt)
+    if problem:
+        raise DigitrecError(f"{path}: not a usable digitrec checkpoint ({problem})")
+    try:
+        build_model(ckpt)  # its weights fit its model: fail here, naming the file, not later
+    except DigitrecError as e:
+        raise DigitrecError(f"{path}: {e}") from e.__cause__
     return ckpt
+
+
+def _unusable(ckpt: dict) -> str | None:
+    """What keeps a checkpoint dict from being used (None if nothing): missing or malformed keys,
+    a model the registry lacks, weights that are not finite, a normalization or temperature out of range."""
+    if ckpt.get("model") not in REGISTRY:
+        return f"unknown model {ckpt.get('model')!r}; known: {', '.join(sorted(REGISTRY))}"
+    weights = ckpt.get("weights")
+    if not isinstance(weights, dict) or not all(isinstance(t, torch.Tensor) for t in weights.values()):
+        return "no weights"
+    if not all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()):
+        return "its weights hold NaN or infinite values"
+    if not isinstance(ckpt.get("model_kwargs", {}), dict):
+        return "model_kwargs is not a dict"
+    norm = ckpt.get("normalization")
+    if not (isinstance(norm, dict) and all(isinstance(norm.get(k), (int, float)) and math.isfinite(norm[k])
+                                           for k in ("mean", "std")) and norm["std"] > 0):
+        return "no input normalization (mean and a positive std)"
+    t = (ckpt.get("calibration") or {}).get("temperature", 1.0)
+    if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+        return f"calibration temperature {t!r} is not a positive number"
+    return None
 
 
 def build_model(ckpt: dict) -> torch.nn.Module:
     """The checkpoint's model with its weights, in eval mode."""
-    model = create_model(ckpt["model"], **ckpt.get("model_kwargs", {}))
-    model.load_state_dict(ckpt["weights"])
+    try:
+        model = create_model(ckpt["model"], **ckpt.get("model_kwargs", {}))
+        model.load_state_dict(ckpt["weights"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # settings or weights of another model
+        reason = str(e).strip().split("\n")[0].rstrip(":. \t")
+        raise DigitrecError(f"not a usable digitrec checkpoint (its weights and settings do not fit model "
+                            f"{ckpt.get('model')!r}: {reason})") from e
     return model.eval()
 
 

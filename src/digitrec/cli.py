@@ -208,8 +208,15 @@ def cmd_ocr_bench(args) -> int:
                    args.save_failures, args.data_dir, args.min_confidence)
 
 
+def _named(text: str) -> str:
+    """An option's value that names something: an empty one is a mistake (not the default)."""
+    if not text.strip(" ,"):
+        raise argparse.ArgumentTypeError("expected a name, got an empty value")
+    return text
+
+
 def _add_test_set_args(p: argparse.ArgumentParser, default: str | None, default_text: str) -> None:
-    p.add_argument("--dataset", default=default, help=f"test set (default: {default_text})")
+    p.add_argument("--dataset", type=_named, default=default, help=f"test set (default: {default_text})")
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--limit", type=int, default=0, help="score only the first N test images")
 
@@ -267,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Accuracy of each checkpoint (rows: what it was trained on) on each test set "
                                    "(columns), written as crosseval.json, a heat-map crosseval.png and crosseval.html.")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT", help=".pt checkpoints or .onnx exports")
-    p.add_argument("--datasets", default="mnist,usps,semeion,optdigits",
+    p.add_argument("--datasets", type=_named, default="mnist,usps,semeion,optdigits",
                    help="comma-separated test sets: names, folders or .csv files (default: mnist,usps,semeion,optdigits)")
     p.add_argument("--out", default="runs/cross-eval", help="report folder (default: runs/cross-eval)")
     p.add_argument("--data-dir", help="folder holding the datasets' folders (mnist/, usps/, ...)")

@@ -219,6 +219,8 @@ def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
     out = Path(out_path)
     if out.is_dir():
         raise DigitrecError(f"{out} is a folder; give the .onnx file to write")
+    if out.exists() and any(Path(p).exists() and Path(p).resolve() == out.resolve() for p in paths):
+        raise DigitrecError(f"{out} is one of the models to export; give another file to write")
     if len(paths) > 1:
         data = average([onnx_bytes(p) for p in paths])
     else:

@@ -724,7 +724,7 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
     from pathlib import Path
 
     from .errors import DigitrecError
-    from .predict import IMAGE_SUFFIXES, expand, unique_name
+    from .predict import IMAGE_SUFFIXES, expand, names_in, unique_name
     from .recognizer import Recognizer
 
     recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
@@ -732,10 +732,16 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
     single = len(images) == 1 and [f for f, _ in files] == images  # a file named as it is, not a folder's
     into_folder = overlay and (not single or Path(overlay).is_dir())  # one overlay per image, in that folder
     if into_folder:
-        Path(overlay).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(overlay).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DigitrecError(f"--overlay {overlay}: cannot create the folder ({e.strerror or e})") from e
     elif overlay and Path(overlay).suffix.lower() not in IMAGE_SUFFIXES:
         raise DigitrecError(f"--overlay {overlay}: name the image file to write (.png, .jpg, ...) or a folder")
-    results, failed, used = [], 0, set()
+    elif overlay and Path(overlay).exists() and Path(overlay).resolve() == Path(images[0]).resolve():
+        raise DigitrecError(f"--overlay {overlay}: that is the input image; name another file to write")
+    results, failed = [], 0
+    used = names_in(Path(overlay), files) if into_folder else set()  # never write over an input
     for path, error in files:
         try:
             if error:
@@ -750,7 +756,10 @@ def run_cli(images: list[str], model=None, as_json: bool = False, overlay: str |
             target = Path(overlay)
             if into_folder:  # never two overlays with the same name
                 target = target / unique_name(path, ".ocr.png", used)
-            draw_overlay(path, result).save(target)
+            try:
+                draw_overlay(path, result).save(target)
+            except OSError as e:
+                raise DigitrecError(f"--overlay {target}: cannot write it ({e.strerror or e})") from e
         results.append(result.to_dict())
         if not as_json:
             text = result.text.replace("\n", " | ") if result.lines else "(no digits)"

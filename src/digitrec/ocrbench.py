@@ -204,8 +204,9 @@ def oracle_crops(sample: Sample, ink: np.ndarray) -> list[np.ndarray | None]:
     return out
 
 
-def score(recognizer, samples, progress: bool = True) -> dict:
-    """Read every sample; the figures, overall and split into 'separated' and 'touching'."""
+def score(recognizer, samples, progress: bool = True, total: int | None = None, on_row=None) -> dict:
+    """Read every sample (any iterable: they are made as they are read, never all held); the
+    figures, overall and split into 'separated' and 'touching'. `on_row(k, sample, row)` sees each."""
     from tqdm import tqdm
 
     from .ocr import digit_char, ink_map, read
@@ -217,7 +218,7 @@ def score(recognizer, samples, progress: bool = True) -> dict:
         return "".join(digit_char(p, min_conf) for p in probs)
 
     rows = []
-    for s in tqdm(samples, disable=not progress, desc="ocr-bench", unit="img"):
+    for k, s in enumerate(tqdm(samples, disable=not progress, desc="ocr-bench", unit="img", total=total)):
         pred = read(recognizer, s.image).text
         crops = oracle_crops(s, ink_map(s.image)[0])
         oracle = digits_of(np.stack([c if c is not None else np.zeros((28, 28), np.float32) for c in crops]))
@@ -226,6 +227,8 @@ def score(recognizer, samples, progress: bool = True) -> dict:
         rows.append({"truth": s.text, "pred": pred, "touching": s.touching, "edits": dist,
                      "matched": matched, "oracle": oracle,
                      "oracle_matched": sum(a == b for a, b in zip(s.text, oracle)), "clean": clean})
+        if on_row is not None:
+            on_row(k, s, rows[-1])
     return {"groups": {name: _summary([r for r in rows if keep(r)])
                        for name, keep in (("all", lambda r: True),
                                           ("separated", lambda r: not r["touching"]),
@@ -267,8 +270,8 @@ def parse_range(text: str, option: str, lo_bound: int, hi_bound: int) -> tuple[i
     from .errors import DigitrecError
 
     try:
-        lo, _, hi = str(text).partition("-")
-        lo, hi = int(lo), int(hi or lo)
+        lo, dash, hi = str(text).partition("-")
+        lo, hi = int(lo), int(hi if dash else lo)  # '3-' is no range: int('') fails
     except ValueError:
         raise DigitrecError(f"{option} must be a number or a range like 3-10, not {text!r}") from None
     if not lo_bound <= lo <= hi <= hi_bound:
@@ -300,17 +303,30 @@ def run_cli(n: int, length: str, touching_share: float, seed="0", model=None, as
     seeds = list(range(first, last + 1))
     cfgs = [BenchConfig(n=n, length=parse_length(length), touching_share=touching_share, seed=s) for s in seeds]
     recognizer = Recognizer.load(model, min_confidence=min_confidence, ocr=True)
-    samples = [sample for cfg in cfgs for sample in generate(cfg, data_dir)]
-    result = score(recognizer, samples, progress=not as_json)
+    out = Path(save) if save else None
+    if out is not None:  # before any work: a folder that cannot be made fails now, not after the run
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DigitrecError(f"--save-failures {out}: cannot create the folder ({e.strerror or e})") from e
+
+    def save_failure(k: int, sample: Sample, row: dict) -> None:  # named by (seed,) index, truth and reading
+        if row["pred"] != row["truth"]:
+            s, i = seeds[k // n], k % n
+            name = f"{i:04d}" if len(seeds) == 1 else f"s{s}_{i:04d}"
+            target = out / f"{name}_{row['truth']}_{row['pred'].replace(chr(10), '-') or 'none'}.png"
+            try:
+                sample.image.save(target)
+            except OSError as e:
+                raise DigitrecError(f"--save-failures {target}: cannot write it ({e.strerror or e})") from e
+
+    from . import mnist
+
+    images, labels = mnist.load(data_dir)["test"]
+    samples = (make_sample(images, labels, i, cfg) for cfg in cfgs for i in range(cfg.n))
+    result = score(recognizer, samples, progress=not as_json, total=n * len(seeds),
+                   on_row=save_failure if out is not None else None)
     seed_text = str(first) if first == last else f"{first}-{last}"
-    if save:  # the images the OCR got wrong, named by (seed,) index, truth and reading
-        out = Path(save)
-        out.mkdir(parents=True, exist_ok=True)
-        for k, row in enumerate(result["samples"]):
-            if row["pred"] != row["truth"]:
-                s, i = seeds[k // n], k % n
-                name = f"{i:04d}" if len(seeds) == 1 else f"s{s}_{i:04d}"
-                samples[k].image.save(out / f"{name}_{row['truth']}_{row['pred'].replace(chr(10), '-') or 'none'}.png")
     if as_json:
         print(json.dumps({"config": {"n": n, "length": list(cfgs[0].length), "touching_share": touching_share,
                                      "seed": seed_text, "seeds": seeds, "min_confidence": min_confidence,

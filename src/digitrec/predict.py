@@ -29,7 +29,9 @@ def expand(inputs: list[str]) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if not item:  # Path('') is the current folder: an empty argument is a mistake, not '.'
+            out.append((item, "empty path"))
+        elif p.is_dir():
             files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
             out += [(str(f), None) for f in files] or [(item, "folder holds no image files "
@@ -44,6 +46,15 @@ def expand(inputs: list[str]) -> list[tuple[str, str | None]]:
     seen: set[str] = set()
     key = lambda e: os.path.realpath(e[0]) if e[1] is None else e[0]  # noqa: E731  (a.png, ./a.png: one file)
     return [e for e in out if not (key(e) in seen or seen.add(key(e)))]  # each file once, first place kept
+
+
+def names_in(folder: Path, files: list[tuple[str, str | None]]) -> set[str]:
+    """The names of the input FILES that lie in FOLDER: outputs written there must not take them."""
+    try:
+        here = folder.resolve()
+        return {Path(f).name for f, error in files if error is None and Path(f).resolve().parent == here}
+    except OSError:
+        return set()
 
 
 def unique_name(path: str, suffix: str, used: set[str]) -> str:
@@ -86,7 +97,7 @@ def run(inputs: list[str], model=None, top_k: int = 3, min_confidence: float = 0
     files = expand(inputs)
     if not files:
         raise DigitrecError("no input images given")
-    used: set[str] = set()
+    used = names_in(folder, files) if folder is not None else set()  # never write over an input
     rows: list[dict] = []
     failed = several = 0
     if not as_json:

@@ -62,6 +62,8 @@ def _from_array(a: np.ndarray) -> Image.Image:
         raise ImageError(f"an image array must be H×W, H×W×3 or H×W×4, not {a.shape}")
     if a.dtype == bool:
         a = a.astype(np.uint8) * 255
+    elif a.dtype.kind not in "uif":
+        raise ImageError(f"an image array must hold numbers, not {a.dtype} values")
     elif a.dtype != np.uint8:
         a = a.astype(np.float32)
         if not np.isfinite(a).all():
@@ -85,6 +87,8 @@ def load_image(source, *, max_pixels: int = MAX_PIXELS, draft_side: int | None =
     if isinstance(source, Image.Image):
         if source.width * source.height > max_pixels:
             raise ImageTooLargeError(f"image too large: {source.width}×{source.height} pixels (limit {max_pixels:,})")
+        if source.width == 0 or source.height == 0:
+            raise EmptyImageError(f"<PIL image>: the image has no pixels ({source.width}×{source.height})")
         im = source
         try:
             im.load()  # an Image.open()ed file is decoded here: its errors are the file's

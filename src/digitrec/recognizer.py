@@ -57,6 +57,8 @@ class Prediction:
         return round(max(0.0, 1.0 - float(sum(self.probs))), 6) if self.probs else 0.0
 
     def to_dict(self, top_k: int = 3) -> dict:
+        if not 1 <= top_k <= 10:
+            raise ValueError(f"top_k must be between 1 and 10, not {top_k}")
         return {"status": self.status, "label": self.label, "probability": self.probability,
                 "top_k": [list(t) for t in self.top_k[:top_k]], "not_one_digit": self.not_one_digit}
 
@@ -64,6 +66,8 @@ class Prediction:
 def _as_normalized(x) -> np.ndarray | None:
     """A 28×28 array (floats in [0,1], or 0-255 grey levels, ink high) taken as MNIST-normalized, else None."""
     if isinstance(x, np.ndarray) and x.shape in ((28, 28), (28, 28, 1)):
+        if x.dtype.kind not in "buif":
+            raise ImageError(f"an image array must hold numbers, not {x.dtype} values")
         x = x.reshape(28, 28)
         a = x.astype(np.float32)
         if not np.isfinite(a).all():
@@ -82,7 +86,10 @@ class Recognizer:
         import onnxruntime as ort
 
         if not 0.0 <= min_confidence <= 1.0:
-            raise DigitrecError(f"min_confidence must be between 0 and 1, not {min_confidence}")
+            raise DigitrecError(f"the minimum confidence (--min-confidence) must be between 0 and 1, "
+                                f"not {min_confidence}")
+        if int(threads) < 1:
+            raise DigitrecError(f"threads must be at least 1, not {threads}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
@@ -98,6 +105,13 @@ class Recognizer:
         if names != ["pixels"] or "probs" not in outs:
             raise DigitrecError(f"{source or 'model'}: not a digitrec model (input 'pixels' and output "
                                 f"'probs' expected; found inputs {names}, outputs {outs})")
+        try:  # one blank digit through it: ten probabilities per image, or it is another kind of model
+            shape = self.session.run(["probs"], {"pixels": np.zeros((1, 1, 28, 28), np.float32)})[0].shape
+        except Exception as e:
+            raise DigitrecError(f"{source or 'model'}: not a digitrec model (it fails on a 1×1×28×28 input: {e})") from e
+        if shape != (1, 10):
+            raise DigitrecError(f"{source or 'model'}: not a digitrec model (10 digit probabilities per image "
+                                f"expected; it gives shape {list(shape)} for one image)")
         if metadata is None:
             raw = self.session.get_modelmeta().custom_metadata_map.get("digitrec", "{}")
             try:
