@@ -2,11 +2,13 @@
 
     python scripts/default_model.py CKPT --train-command "digitrec train --out runs/x"
     python scripts/default_model.py A.pt B.onnx --name ocr --train-command "..." --train-command "..."
+    python scripts/default_model.py ocr.onnx#0 ocr.onnx#1 C.pt --name ocr --train-command "..." ...
 
 writes src/digitrec/assets/NAME.onnx and NAME.json (NAME: `default`, the one-digit model, or
 `ocr`, OCR's reader), with the exact training commands, the export command, and the ONNX
 model's own test metrics, measured here on ONNX Runtime. Several models (.pt, or .onnx
-already exported) are bundled as their ensemble (`digitrec.export.average`); `--half-weights`
+already exported; `FILE.onnx#K` is member K of an ensemble file, `digitrec.export.members`) are
+bundled as their ensemble (`digitrec.export.average`); `--half-weights`
 stores the weights as float16 (`digitrec.export.half_weights`). Those two files are the only
 things to replace to ship another model.
 
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
     from digitrec import checkpoint, datasets
     from digitrec.calibration import expected_calibration_error
     from digitrec.config import TrainConfig
-    from digitrec.export import export, half_weights
+    from digitrec.export import export, half_weights, members as ensemble_members
     from digitrec.recognizer import Recognizer
     from digitrec.train import calibrate_checkpoint, to_input
 
@@ -58,7 +60,16 @@ def main(argv=None) -> int:
     out_dir = Path(args.out_dir)
     steps, members = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for src in map(Path, args.checkpoint):
+        for arg in args.checkpoint:
+            src = Path(arg)
+            if "#" in arg:  # FILE.onnx#K: member K of an ensemble file, as the export it was
+                file, _, k = arg.rpartition("#")
+                parts = ensemble_members(Path(file).read_bytes())
+                if not k.isdigit() or int(k) >= len(parts):
+                    ap.error(f"{arg}: {file} holds members 0 to {len(parts) - 1}")
+                src = Path(tmp) / f"{Path(file).stem}_member{k}.onnx"
+                src.write_bytes(parts[int(k)])
+                steps.append(f"digitrec.export.members({Path(file).name})[{k}] (done by this script)")
             ckpt = checkpoint.load(src) if src.suffix == ".pt" else None
             if ckpt is not None and "ece_before" not in ckpt.get("calibration", {}):
                 cfg = TrainConfig.from_dict(ckpt["config"])

@@ -148,7 +148,7 @@ def test_ensemble_export_refuses_bad_members(tiny_onnx, tmp_path, capsys):
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not an onnx model")
     for member, message in [(tmp_path / "none.onnx", "model not found"),
-                            (junk, "ensemble member 2: not an ONNX model")]:
+                            (junk, f"ensemble member 2 ({junk}): not an ONNX model")]:
         assert main(["export", str(tiny_onnx), str(member), "-o", str(out)]) == 2
         assert message in capsys.readouterr().err
     other = onnx.helper.make_model(onnx.helper.make_graph(
@@ -231,3 +231,21 @@ def test_an_onnx_model_that_does_not_give_ten_probabilities_is_refused(tmp_path)
     path.write_bytes(five.SerializeToString())
     with pytest.raises(DigitrecError, match=r"10 digit probabilities per image expected; it gives shape \[1, 5\]"):
         Recognizer.load(path)
+
+
+def test_members_of_an_ensemble_file_rebuild_it_exactly(mnist_test):
+    """export.members undoes export.average: each member as the export it was (its own metadata), and
+    their average computes what the file did, to the bit (the bundled OCR reader of three members)."""
+    from digitrec.export import average, members
+    from digitrec.recognizer import OCR_MODEL
+
+    data = OCR_MODEL.read_bytes()
+    parts = members(data)
+    whole = Recognizer(data)
+    assert len(parts) == len(whole.metadata["members"]) == 3
+    assert [Recognizer(p).metadata for p in parts] == whole.metadata["members"]
+    x = mnist_test[0][:200].astype(np.float32) / 255.0
+    assert np.array_equal(Recognizer(average(parts)).predict_normalized(x), whole.predict_normalized(x))
+    assert not np.array_equal(Recognizer(parts[0]).predict_normalized(x), whole.predict_normalized(x))
+    single = parts[1]
+    assert members(single) == [single]

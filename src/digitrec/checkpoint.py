@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -50,7 +51,9 @@ def load(path) -> dict:
         raise DigitrecError(f"{path} is an exported ONNX model, not a training checkpoint: this needs the .pt "
                             "that digitrec train wrote (predict, ocr, serve, evaluate and ensemble take .onnx files)")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a plain pickle before refusing it: the error says it
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch's own message can run to a page: its first sentence says what failed
         reason = (str(e).strip().split("\n")[0].split(". ")[0] if zipfile.is_zipfile(path)
                   else "not a whole file written by torch.save: cut short, or another kind of file")

@@ -15,7 +15,7 @@ An ensemble file (`digitrec export A.pt B.onnx -o ens.onnx`, `average`) holds ev
 member's graph side by side on the same input and combines them as `ensemble.combine`
 does: which digit, from all members; whether it is one digit at all, from the members
 with a reject class. logits is log(probs) (an ensemble has no single temperature), and
-its metadata lists each member's own.
+its metadata lists each member's own. `members` takes such a file apart again.
 This module imports torch; inference lives in `recognizer.py`, which does not.
 """
 
@@ -124,8 +124,9 @@ def onnx_bytes(path) -> bytes:
     return path.read_bytes()
 
 
-def average(members: list[bytes]) -> bytes:
-    """One ONNX model averaging the members (each an export of ours): `ensemble.combine` as a graph."""
+def average(members: list[bytes], names: list[str] | None = None) -> bytes:
+    """One ONNX model averaging the members (each an export of ours): `ensemble.combine` as a graph.
+    `names` (the members' files) go into error messages."""
     import onnx
     from onnx import compose, helper, numpy_helper
     import numpy as np
@@ -135,14 +136,15 @@ def average(members: list[bytes]) -> bytes:
 
     models = []
     for k, b in enumerate(members, start=1):
+        which = f"ensemble member {k}" + (f" ({names[k - 1]})" if names else "")
         try:
             m = onnx.load_from_string(b)
         except Exception as e:
-            raise DigitrecError(f"ensemble member {k}: not an ONNX model ({e})") from e
+            raise DigitrecError(f"{which}: not an ONNX model ({e})") from e
         ios = ([i.name for i in m.graph.input], [o.name for o in m.graph.output])
         same_opset = not models or m.opset_import == models[0].opset_import
         if ios != ([INPUT], list(OUTPUTS)) or not same_opset:
-            raise DigitrecError(f"ensemble member {k}: not a digitrec export like the first member (input "
+            raise DigitrecError(f"{which}: not a digitrec export like the first member (input "
                                 f"'pixels', outputs 'probs' and 'logits', the same ONNX opset expected)")
         models.append(m)
     metas = [json.loads({p.key: p.value for p in m.metadata_props}.get(METADATA_KEY, "{}")) for m in models]
@@ -185,6 +187,36 @@ def average(members: list[bytes]) -> bytes:
     return model.SerializeToString()
 
 
+def members(data: bytes) -> list[bytes]:
+    """The members of an ensemble file (`average`), each as the standalone export it was, its own
+    metadata included: the inverse of `average`, so a bundled ensemble can be rebuilt with one more
+    member when the members' checkpoints are gone. A single model gives itself."""
+    import onnx
+    from onnx import shape_inference, utils
+
+    model = onnx.load_from_string(data)
+    meta = json.loads({p.key: p.value for p in model.metadata_props}.get(METADATA_KEY, "{}"))
+    if not meta.get("members"):
+        return [data]
+    inferred = shape_inference.infer_shapes(model)
+    out = []
+    for i, info in enumerate(meta["members"]):
+        prefix = f"m{i}/"
+        sub = utils.Extractor(inferred).extract_model([INPUT], [prefix + name for name in OUTPUTS])
+        for node in sub.graph.node:
+            node.output[:] = [n.removeprefix(prefix) if n.removeprefix(prefix) in OUTPUTS else n for n in node.output]
+            node.input[:] = [n.removeprefix(prefix) if n.removeprefix(prefix) in OUTPUTS else n for n in node.input]
+        for o in sub.graph.output:
+            o.name = o.name.removeprefix(prefix)
+        del sub.metadata_props[:]
+        entry = sub.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(info, sort_keys=True)
+        sub.producer_name = "digitrec"
+        onnx.checker.check_model(sub)
+        out.append(sub.SerializeToString())
+    return out
+
+
 def half_weights(data: bytes) -> bytes:
     """The same ONNX model with its float32 weight tensors stored as float16, each cast back to
     float32 inside the graph (ONNX Runtime folds the casts when it loads the file, so it computes
@@ -222,7 +254,7 @@ def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
     if out.exists() and any(Path(p).exists() and Path(p).resolve() == out.resolve() for p in paths):
         raise DigitrecError(f"{out} is one of the models to export; give another file to write")
     if len(paths) > 1:
-        data = average([onnx_bytes(p) for p in paths])
+        data = average([onnx_bytes(p) for p in paths], [str(p) for p in paths])
     else:
         data = to_onnx_bytes(checkpoint.load(paths[0]), source=os.path.basename(str(paths[0])), extra=extra)
     out.parent.mkdir(parents=True, exist_ok=True)
