@@ -188,6 +188,10 @@ def test_export_never_writes_over_a_model_it_reads(tiny_run, tmp_path, capsys):
     before = ckpt.read_bytes()
     assert main(["export", str(ckpt), "-o", str(tmp_path / "." / "best.pt")]) == 2
     assert "one of the models to export" in capsys.readouterr().err and ckpt.read_bytes() == before
+    blocked = tmp_path / "a_file" / "m.onnx"  # under a file: no folder can be made there
+    (tmp_path / "a_file").write_bytes(b"")
+    assert main(["export", str(ckpt), "-o", str(blocked)]) == 2
+    assert f"{blocked}: cannot write it" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("change, message", [

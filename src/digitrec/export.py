@@ -257,11 +257,16 @@ def export(ckpt_path, out_path, extra: dict | None = None) -> Path:
         data = average([onnx_bytes(p) for p in paths], [str(p) for p in paths])
     else:
         data = to_onnx_bytes(checkpoint.load(paths[0]), source=os.path.basename(str(paths[0])), extra=extra)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(data)
         os.replace(tmp, out)
+    except OSError as e:  # about the file asked for, not the temporary one beside it
+        raise DigitrecError(f"{out}: cannot write it ({e.strerror or e})") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
     return out
